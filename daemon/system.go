@@ -1,0 +1,120 @@
+package daemon
+
+import (
+	"bufio"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/system"
+	"golang.org/x/sys/unix"
+)
+
+func (d *Daemon) ping(w http.ResponseWriter, r *http.Request) error {
+	h := w.Header()
+	h.Set("Api-Version", APIVersion)
+	h.Set("Ostype", runtime.GOOS)
+	h.Set("Docker-Experimental", "false")
+	h.Set("Cache-Control", "no-cache, no-store, must-revalidate")
+	h.Set("Pragma", "no-cache")
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	if r.Method == http.MethodHead {
+		h.Set("Content-Length", "0")
+		return nil
+	}
+	_, err := w.Write([]byte("OK"))
+	return err
+}
+
+func kernelVersion() string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+func machine() string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return runtime.GOARCH
+	}
+	return unix.ByteSliceToString(u.Machine[:])
+}
+
+func (d *Daemon) version(w http.ResponseWriter, r *http.Request) error {
+	v := system.VersionResponse{
+		Platform:      system.PlatformInfo{Name: "berth"},
+		Version:       Version,
+		APIVersion:    APIVersion,
+		MinAPIVersion: MinAPIVersion,
+		Os:            runtime.GOOS,
+		Arch:          runtime.GOARCH,
+		GoVersion:     runtime.Version(),
+		KernelVersion: kernelVersion(),
+		Components: []system.ComponentVersion{{
+			Name: "Engine", Version: Version,
+			Details: map[string]string{
+				"ApiVersion": APIVersion, "MinAPIVersion": MinAPIVersion, "Os": runtime.GOOS,
+				"Arch": runtime.GOARCH, "GoVersion": runtime.Version(), "KernelVersion": kernelVersion(),
+			},
+		}},
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+func (d *Daemon) info(w http.ResponseWriter, r *http.Request) error {
+	hostname, _ := os.Hostname()
+	info := system.Info{
+		ID:              d.id,
+		Name:            hostname,
+		ServerVersion:   Version,
+		KernelVersion:   kernelVersion(),
+		OperatingSystem: osName(),
+		OSType:          runtime.GOOS,
+		Architecture:    machine(),
+		NCPU:            runtime.NumCPU(),
+		MemTotal:        memTotal(),
+		DockerRootDir:   d.cfg.Root,
+		IPv4Forwarding:  forwarding(),
+		NGoroutines:     runtime.NumGoroutine(),
+		SystemTime:      time.Now().Format(time.RFC3339Nano),
+		LoggingDriver:   "json-file",
+		Debug:           false,
+		Plugins:         system.PluginsInfo{Network: d.ctrl.DriverNames()},
+	}
+	for _, p := range d.cfg.Pools {
+		info.DefaultAddressPools = append(info.DefaultAddressPools, system.NetworkAddressPool{Base: p.Base, Size: p.Size})
+	}
+	return writeJSON(w, http.StatusOK, info)
+}
+
+func osName() string {
+	f, err := os.Open("/etc/os-release")
+	if err != nil {
+		return runtime.GOOS
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(s.Text(), "PRETTY_NAME="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return runtime.GOOS
+}
+
+func memTotal() int64 {
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) != nil {
+		return 0
+	}
+	return int64(si.Totalram) * int64(si.Unit)
+}
+
+func forwarding() bool {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	return err == nil && strings.TrimSpace(string(b)) == "1"
+}

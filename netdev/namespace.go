@@ -1,0 +1,231 @@
+package netdev
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Namespace is an open network namespace other than the daemon's own: a
+// sandbox. Work inside it goes through a netlink handle bound to it, so no
+// thread ever has to switch namespace for it.
+type Namespace struct {
+	path string
+	fd   netns.NsHandle
+	h    *netlink.Handle
+}
+
+// OpenNamespace opens the namespace bind-mounted (or linked under /proc) at
+// path.
+func OpenNamespace(path string) (*Namespace, error) {
+	fd, err := netns.GetFromPath(path)
+	if err != nil {
+		return nil, fmt.Errorf("open network namespace %s: %w", path, err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(fd), &st); err != nil || (st.Type != unix.NSFS_MAGIC && st.Type != unix.PROC_SUPER_MAGIC) {
+		fd.Close()
+		return nil, fmt.Errorf("open network namespace %s: not a namespace", path)
+	}
+	h, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE)
+	if err != nil {
+		fd.Close()
+		return nil, fmt.Errorf("open netlink in %s: %w", path, err)
+	}
+	return &Namespace{path: path, fd: fd, h: h}, nil
+}
+
+// Path is where the namespace is mounted.
+func (n *Namespace) Path() string { return n.path }
+
+// Close releases the handle; the namespace lives on while it is mounted or
+// used by a process.
+func (n *Namespace) Close() {
+	n.h.Close()
+	n.fd.Close()
+}
+
+// CreateNamespace makes a new network namespace and bind-mounts it at path,
+// with its loopback up.
+func CreateNamespace(path string) (*Namespace, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		return nil, fmt.Errorf("create namespace mount point: %w", err)
+	}
+	f.Close()
+	if err := unshareAndMount(path); err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	ns, err := OpenNamespace(path)
+	if err != nil {
+		DeleteNamespace(path)
+		return nil, err
+	}
+	if err := ns.LoopbackUp(); err != nil {
+		ns.Close()
+		DeleteNamespace(path)
+		return nil, err
+	}
+	return ns, nil
+}
+
+// unshareAndMount creates the namespace on a locked thread and pins it with
+// a bind mount. If the thread cannot return to the original namespace it
+// stays locked, so the runtime discards it instead of reusing it.
+func unshareAndMount(path string) (err error) {
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("get current namespace: %w", err)
+	}
+	defer orig.Close()
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("create network namespace: %w", err)
+	}
+	src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+	mountErr := unix.Mount(src, path, "none", unix.MS_BIND, "")
+	if err := netns.Set(orig); err != nil {
+		return fmt.Errorf("return to the daemon's namespace: %w", err)
+	}
+	runtime.UnlockOSThread()
+	if mountErr != nil {
+		return fmt.Errorf("bind-mount namespace at %s: %w", path, mountErr)
+	}
+	return nil
+}
+
+// DeleteNamespace unmounts and removes a namespace made by CreateNamespace.
+// Its devices die with it, in the background.
+func DeleteNamespace(path string) error {
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount namespace %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// LoopbackUp sets lo up.
+func (n *Namespace) LoopbackUp() error {
+	lo, err := n.h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("find lo in %s: %w", n.path, err)
+	}
+	if err := n.h.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("set lo up in %s: %w", n.path, err)
+	}
+	return nil
+}
+
+// Interface is one interface to bring up inside the namespace.
+type Interface struct {
+	Name  string
+	Addrs []netip.Prefix
+}
+
+// ConfigureInterface brings the named interface up with its addresses and
+// returns its index.
+func (n *Namespace) ConfigureInterface(ifc Interface) (int, error) {
+	l, err := n.h.LinkByName(ifc.Name)
+	if err != nil {
+		return 0, fmt.Errorf("find %s in %s: %w", ifc.Name, n.path, err)
+	}
+	for _, a := range ifc.Addrs {
+		if err := n.h.AddrReplace(l, toAddr(a)); err != nil {
+			return 0, fmt.Errorf("add %s to %s: %w", a, ifc.Name, err)
+		}
+	}
+	if err := n.h.LinkSetUp(l); err != nil {
+		return 0, fmt.Errorf("set %s up: %w", ifc.Name, err)
+	}
+	return l.Attrs().Index, nil
+}
+
+// InterfaceIndex returns the index of the named interface, or ok=false.
+func (n *Namespace) InterfaceIndex(name string) (int, bool, error) {
+	l, err := n.h.LinkByName(name)
+	if err != nil {
+		if isNotFound(err) {
+			return 0, false, nil
+		}
+		return 0, false, err
+	}
+	return l.Attrs().Index, true, nil
+}
+
+// SetInterfaceDown takes an interface out of service; routes through it
+// vanish with it. A missing interface is not an error.
+func (n *Namespace) SetInterfaceDown(name string) error {
+	l, err := n.h.LinkByName(name)
+	if err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	if err := n.h.LinkSetDown(l); err != nil && !isNotFound(err) {
+		return fmt.Errorf("set %s down: %w", name, err)
+	}
+	return nil
+}
+
+// SetDefaultRoute points the namespace's default route for gw's family at gw
+// through the interface with index ifindex, replacing any previous one.
+func (n *Namespace) SetDefaultRoute(gw netip.Addr, ifindex int) error {
+	bits := gw.BitLen()
+	r := &netlink.Route{
+		LinkIndex: ifindex,
+		Dst:       &net.IPNet{IP: make(net.IP, bits/8), Mask: net.CIDRMask(0, bits)},
+		Gw:        gw.AsSlice(),
+	}
+	if err := n.h.RouteReplace(r); err != nil {
+		return fmt.Errorf("set default route via %s: %w", gw, err)
+	}
+	return nil
+}
+
+// DeleteDefaultRoute removes the default route of gw's family if present.
+func (n *Namespace) DeleteDefaultRoute(ipv6 bool) error {
+	family, bits := netlink.FAMILY_V4, 32
+	if ipv6 {
+		family, bits = netlink.FAMILY_V6, 128
+	}
+	r := &netlink.Route{Dst: &net.IPNet{IP: make(net.IP, bits/8), Mask: net.CIDRMask(0, bits)}, Family: family}
+	if err := n.h.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) && !isNotFound(err) {
+		return fmt.Errorf("delete default route: %w", err)
+	}
+	return nil
+}
+
+// Alive tells whether the namespace behind path is still the one opened.
+func (n *Namespace) Alive() bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(int(n.fd), &a) != nil || unix.Stat(n.path, &b) != nil {
+		return false
+	}
+	return a.Ino == b.Ino && a.Dev == b.Dev
+}
+
+// SameNamespace tells whether a and b are one namespace.
+func SameNamespace(a, b *Namespace) bool {
+	var sa, sb unix.Stat_t
+	if unix.Fstat(int(a.fd), &sa) != nil || unix.Fstat(int(b.fd), &sb) != nil {
+		return false
+	}
+	return sa.Ino == sb.Ino && sa.Dev == sb.Dev
+}

@@ -1,0 +1,310 @@
+package network
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"time"
+
+	"github.com/berth-net/berth/driver"
+	"github.com/berth-net/berth/ipam"
+	"github.com/berth-net/berth/store"
+)
+
+// CreateOptions is a request for a new network.
+type CreateOptions struct {
+	Name       string
+	Driver     string
+	Scope      string
+	EnableIPv4 *bool
+	EnableIPv6 *bool
+	Internal   bool
+	Attachable bool
+	IPAMDriver string
+	// IPAMOptions is kept as sent (nil and empty differ in Docker's JSON).
+	IPAMOptions map[string]string
+	IPAM        []ipam.Config
+	Options     map[string]string
+	Labels      map[string]string
+}
+
+// CreateNetwork validates, records and creates a network.
+func (c *Controller) CreateNetwork(opts CreateOptions) (Network, error) {
+	if err := validateName("network", opts.Name); err != nil {
+		return Network{}, err
+	}
+	if IsPredefined(opts.Name) {
+		return Network{}, errPredefinedCreate(opts.Name)
+	}
+	return c.createNetwork(opts)
+}
+
+func (c *Controller) createNetwork(opts CreateOptions) (Network, error) {
+	if opts.Driver == "" {
+		opts.Driver = "bridge"
+	}
+	drv, ok := c.drivers[opts.Driver]
+	if !ok {
+		return Network{}, errDriverNotFound(opts.Driver)
+	}
+	switch opts.Scope {
+	case "", "local":
+	default:
+		return Network{}, invalid("scope %q is not supported by driver %s: berth networks of this driver are local", opts.Scope, opts.Driver)
+	}
+	if opts.IPAMDriver != "" && opts.IPAMDriver != "default" {
+		return Network{}, errDriverNotFound(opts.IPAMDriver)
+	}
+	rec := Network{
+		ID: newID(), Name: opts.Name, Driver: opts.Driver, Scope: "local", Created: time.Now(),
+		EnableIPv4: opts.EnableIPv4 == nil || *opts.EnableIPv4,
+		EnableIPv6: opts.EnableIPv6 != nil && *opts.EnableIPv6,
+		Internal:   opts.Internal, Attachable: opts.Attachable,
+		Options: nonNil(opts.Options), Labels: nonNil(opts.Labels),
+		IPAM: IPAM{Driver: "default", Options: opts.IPAMOptions},
+	}
+	if err := ipam.ValidateConfigs(opts.IPAM); err != nil {
+		return Network{}, err
+	}
+	if !drv.NeedsAddresses() {
+		if !IsPredefined(opts.Name) {
+			return Network{}, errOnlyOneInstance(opts.Driver)
+		}
+		rec.EnableIPv4 = false
+	} else if !rec.EnableIPv4 && !rec.EnableIPv6 {
+		return Network{}, invalid("a network needs IPv4 or IPv6: both are disabled")
+	}
+
+	// Take the name: concurrent creates of one name leave exactly one
+	// network.
+	c.mu.Lock()
+	if _, taken := c.netNames[rec.Name]; taken {
+		c.mu.Unlock()
+		return Network{}, errNetworkExists(rec.Name)
+	}
+	c.netNames[rec.Name] = ""
+	c.mu.Unlock()
+	created := false
+	defer func() {
+		if !created {
+			c.mu.Lock()
+			delete(c.netNames, rec.Name)
+			c.mu.Unlock()
+		}
+	}()
+
+	if drv.NeedsAddresses() {
+		pools, err := c.choosePools(rec.ID, opts.IPAM, rec.EnableIPv4, rec.EnableIPv6)
+		if err != nil {
+			return Network{}, err
+		}
+		defer c.releasePending(rec.ID)
+		rec.IPAM.Pools = pools
+	}
+	nw, err := newNetState(rec, drv)
+	if err != nil {
+		return Network{}, err
+	}
+	state, err := drv.Prepare(nw.dn, c.driverNetworks(drv))
+	if err != nil {
+		return Network{}, err
+	}
+	rec.DriverState = state
+	nw.rec.DriverState = state
+	nw.dn.State = state
+
+	if err := c.store.Update(func(tx store.Tx) error {
+		return store.PutJSON(tx, bucketNetworks, rec.ID, &rec)
+	}); err != nil {
+		return Network{}, fmt.Errorf("record network %s: %w", rec.Name, err)
+	}
+	if err := drv.CreateNetwork(nw.dn); err != nil {
+		if derr := drv.DeleteNetwork(nw.dn); derr != nil {
+			c.log.Warn("roll back network", "network", rec.Name, "err", derr)
+		}
+		if serr := c.store.Update(func(tx store.Tx) error { return tx.Delete(bucketNetworks, rec.ID) }); serr != nil {
+			c.log.Error("roll back network record", "network", rec.Name, "err", serr)
+		}
+		return Network{}, fmt.Errorf("create network %s: %w", rec.Name, err)
+	}
+	c.mu.Lock()
+	c.networks[rec.ID] = nw
+	c.netNames[rec.Name] = rec.ID
+	c.mu.Unlock()
+	created = true
+	c.log.Info("network created", "name", rec.Name, "id", rec.ID, "driver", rec.Driver)
+	return rec, nil
+}
+
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return maps.Clone(m)
+}
+
+// driverNetworks lists the existing networks of drv, for Prepare.
+func (c *Controller) driverNetworks(drv driver.Driver) []*driver.Network {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []*driver.Network
+	for _, nw := range c.networks {
+		if nw.drv == drv {
+			out = append(out, nw.dn)
+		}
+	}
+	return out
+}
+
+// choosePools turns the requested configs into pools: explicit subnets are
+// checked against every other network, and a family without one gets the
+// first free subnet of the default pools. The chosen subnets stay pending
+// until releasePending.
+func (c *Controller) choosePools(id string, cfgs []ipam.Config, v4, v6 bool) ([]Pool, error) {
+	var hostPrefixes []netip.Prefix
+	if c.host != nil {
+		var err error
+		if hostPrefixes, err = c.host.Prefixes(); err != nil {
+			return nil, err
+		}
+	}
+	c.subnetMu.Lock()
+	defer c.subnetMu.Unlock()
+	inUse := c.subnetsInUse()
+	var pools []Pool
+	has4, has6 := false, false
+	for _, cfg := range cfgs {
+		is4 := cfg.Subnet.Addr().Is4()
+		if is4 && !v4 {
+			return nil, invalid("IPv4 subnet %s given but IPv4 is disabled", cfg.Subnet)
+		}
+		if !is4 && !v6 {
+			return nil, invalid("IPv6 subnet %s given but IPv6 is not enabled (--ipv6)", cfg.Subnet)
+		}
+		if err := ipam.CheckPoolOverlap(cfg.Subnet.Masked(), inUse); err != nil {
+			return nil, err
+		}
+		p := Pool{Subnet: cfg.Subnet, IPRange: cfg.IPRange, Gateway: cfg.Gateway, AuxAddresses: cfg.AuxAddresses, UserGateway: cfg.Gateway.IsValid()}
+		if !p.Gateway.IsValid() {
+			p.Gateway = firstAddress(cfg.Subnet)
+		}
+		pools = append(pools, p)
+		inUse = append(inUse, cfg.Subnet.Masked())
+		has4, has6 = has4 || is4, has6 || !is4
+	}
+	auto := func(ipv6 bool) error {
+		subnet, err := c.nextSubnet(append(inUse, hostPrefixes...), ipv6)
+		if err != nil {
+			return err
+		}
+		pools = append(pools, Pool{Subnet: subnet, Gateway: firstAddress(subnet), AutoSubnet: true})
+		inUse = append(inUse, subnet)
+		return nil
+	}
+	if v4 && !has4 {
+		if err := auto(false); err != nil {
+			return nil, err
+		}
+	}
+	if v6 && !has6 {
+		if err := auto(true); err != nil {
+			return nil, err
+		}
+	}
+	var chosen []netip.Prefix
+	for _, p := range pools {
+		chosen = append(chosen, p.Subnet.Masked())
+	}
+	c.pending[id] = chosen
+	return pools, nil
+}
+
+func (c *Controller) releasePending(id string) {
+	c.subnetMu.Lock()
+	delete(c.pending, id)
+	c.subnetMu.Unlock()
+}
+
+// firstAddress is the default gateway of a subnet: its first host address.
+func firstAddress(p netip.Prefix) netip.Addr {
+	return p.Masked().Addr().Next()
+}
+
+// DeleteNetwork removes a network without endpoints.
+func (c *Controller) DeleteNetwork(term string) error {
+	nw, err := c.network(term)
+	if err != nil {
+		return err
+	}
+	if IsPredefined(nw.rec.Name) {
+		return errPredefinedRemove(nw.rec.Name)
+	}
+	return c.deleteNetwork(nw)
+}
+
+func (c *Controller) deleteNetwork(nw *netState) error {
+	nw.mu.Lock()
+	if nw.removing {
+		nw.mu.Unlock()
+		return errNetworkNotFound(nw.rec.Name)
+	}
+	if len(nw.endpoints) > 0 {
+		nw.mu.Unlock()
+		return errActiveEndpoints(nw.rec.Name, nw.rec.ID)
+	}
+	nw.removing = true
+	nw.mu.Unlock()
+
+	// Kernel first: if the daemon dies between the two steps the network is
+	// still recorded and the reconcile re-creates its bridge, so a removal
+	// that was never acknowledged has not happened.
+	if err := nw.drv.DeleteNetwork(nw.dn); err != nil {
+		nw.mu.Lock()
+		nw.removing = false
+		nw.mu.Unlock()
+		return fmt.Errorf("remove network %s: %w", nw.rec.Name, err)
+	}
+	if err := c.store.Update(func(tx store.Tx) error { return tx.Delete(bucketNetworks, nw.rec.ID) }); err != nil {
+		if rerr := nw.drv.CreateNetwork(nw.dn); rerr != nil {
+			c.log.Error("restore network after failed removal", "network", nw.rec.Name, "err", rerr)
+		}
+		nw.mu.Lock()
+		nw.removing = false
+		nw.mu.Unlock()
+		return fmt.Errorf("remove network %s: %w", nw.rec.Name, err)
+	}
+	c.mu.Lock()
+	delete(c.networks, nw.rec.ID)
+	delete(c.netNames, nw.rec.Name)
+	c.mu.Unlock()
+	c.log.Info("network removed", "name", nw.rec.Name, "id", nw.rec.ID)
+	return nil
+}
+
+// PruneNetworks removes every user-defined network without endpoints that
+// keep says yes to, and returns the names removed.
+func (c *Controller) PruneNetworks(keep func(Network) bool) ([]string, error) {
+	var removed []string
+	var errs []error
+	for _, rec := range c.Networks() {
+		if IsPredefined(rec.Name) || !keep(rec) {
+			continue
+		}
+		nw, err := c.network(rec.ID)
+		if err != nil {
+			continue
+		}
+		err = c.deleteNetwork(nw)
+		var active *activeEndpointsError
+		switch {
+		case err == nil:
+			removed = append(removed, rec.Name)
+		case errors.As(err, &active):
+			// In use: prune leaves it, as Docker's does.
+		default:
+			errs = append(errs, err)
+		}
+	}
+	return removed, errors.Join(errs...)
+}

@@ -1,0 +1,99 @@
+package network
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Store buckets.
+const (
+	bucketNetworks  = "networks"
+	bucketEndpoints = "endpoints"
+	bucketSandboxes = "sandboxes"
+)
+
+// Network is a network as stored and as reported.
+type Network struct {
+	ID         string
+	Name       string
+	Driver     string
+	Scope      string
+	Created    time.Time
+	EnableIPv4 bool
+	EnableIPv6 bool
+	Internal   bool
+	Attachable bool
+	Options    map[string]string
+	Labels     map[string]string
+	IPAM       IPAM
+	// DriverState is the driver's own record of the network.
+	DriverState []byte `json:",omitempty"`
+}
+
+// IPAM is a network's address configuration.
+type IPAM struct {
+	Driver string
+	// Options is kept as the user sent it: nil and empty differ in Docker's
+	// JSON.
+	Options map[string]string
+	Pools   []Pool
+}
+
+// Pool is one subnet of a network.
+type Pool struct {
+	// Subnet is kept as given: Docker accepts and shows 172.29.30.1/24.
+	Subnet       netip.Prefix
+	IPRange      netip.Prefix          `json:",omitzero"`
+	Gateway      netip.Addr            `json:",omitzero"`
+	AuxAddresses map[string]netip.Addr `json:",omitempty"`
+	// UserGateway: the gateway was given by the user.
+	UserGateway bool `json:",omitempty"`
+	// AutoSubnet: berth chose the subnet from the default pools.
+	AutoSubnet bool `json:",omitempty"`
+}
+
+// ShowGateway tells whether inspect shows the gateway: Docker shows it when
+// the user gave it or when the subnet came from the default pools.
+func (p Pool) ShowGateway() bool { return p.UserGateway || p.AutoSubnet }
+
+// Endpoint is one attachment of a sandbox to a network.
+type Endpoint struct {
+	ID        string
+	Name      string
+	NetworkID string
+	SandboxID string
+	// Order is the position of the endpoint in its sandbox's join order;
+	// the first eligible endpoint provides the default route.
+	Order      int
+	IfName     string
+	HostIfName string       `json:",omitempty"`
+	MAC        string       `json:",omitempty"`
+	IPv4       netip.Prefix `json:",omitzero"`
+	IPv6       netip.Prefix `json:",omitzero"`
+	// StaticIPv4 and StaticIPv6 are addresses the user asked for.
+	StaticIPv4 netip.Addr `json:",omitzero"`
+	StaticIPv6 netip.Addr `json:",omitzero"`
+	Aliases    []string   `json:",omitempty"`
+}
+
+// Sandbox is one network namespace with its endpoints.
+type Sandbox struct {
+	ID   string
+	Name string
+	// Key is the namespace's path.
+	Key string
+	// External: the namespace belongs to the caller, berth never removes it.
+	External bool
+	// NextIf numbers the interfaces made in the sandbox: like Docker, a
+	// reconnect gets a new name (eth1) rather than reusing eth0.
+	NextIf  int
+	Created time.Time
+}
+
+// EndpointOptions are what the caller may ask of a new endpoint.
+type EndpointOptions struct {
+	IPv4    netip.Addr
+	IPv6    netip.Addr
+	Aliases []string
+	MAC     string
+}
