@@ -1,0 +1,9 @@
+package daemon_test
+
+import (
+	"testing"
+
+	"github.com/berth-net/berth/internal/nettest"
+)
+
+func TestMain(m *testing.M) { nettest.Main(m) }

@@ -1,0 +1,277 @@
+package nettest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/vishvananda/netns"
+
+	"github.com/berth-net/berth/api"
+)
+
+var berthd string
+
+// Main builds berthd once for the test binary (unless $BERTHD names a built
+// one), runs the tests and removes the build.
+func Main(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	if os.Geteuid() != 0 {
+		return m.Run()
+	}
+	if berthd = os.Getenv("BERTHD"); berthd == "" {
+		dir, err := os.MkdirTemp("", "berth-nettest-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "nettest:", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		berthd = filepath.Join(dir, "berthd")
+		out, err := exec.Command("go", "build", "-o", berthd, "github.com/berth-net/berth/cmd/berthd").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "nettest: build berthd: %v\n%s", err, out)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// Host is a network namespace standing in for a machine, with a directory
+// for the files of the daemons it runs.
+type Host struct {
+	*Namespace
+	Dir string
+	t   testing.TB
+}
+
+// NewHost makes a fresh host. When the test ends its daemons are stopped
+// and the namespace, with every device in it, is removed.
+func NewHost(t testing.TB) *Host {
+	t.Helper()
+	RequireRoot(t)
+	dir := t.TempDir()
+	h := &Host{Dir: dir, t: t}
+	// Registered before the namespace so it runs after the daemons have
+	// stopped: mounts the daemons made go first.
+	t.Cleanup(func() { unmountUnder(dir) })
+	h.Namespace = NewNamespace(t, dir, "host.netns")
+	return h
+}
+
+// NewNamespace makes another namespace (a container) for this host's test.
+func (h *Host) NewNamespace(name string) *Namespace {
+	h.t.Helper()
+	return NewNamespace(h.t, h.Dir, name+".netns")
+}
+
+// Daemon is a berthd running in a Host.
+type Daemon struct {
+	Host     *Host
+	Root     string
+	ExecRoot string
+	Socket   string
+	// Args are extra berthd flags, kept across restarts.
+	Args []string
+	// Client is Docker's client, API version negotiated.
+	Client *client.Client
+	// API reaches berth's own routes.
+	API *api.Client
+
+	t       testing.TB
+	logPath string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+}
+
+// StartDaemon starts berthd in the host with fresh directories.
+func (h *Host) StartDaemon(args ...string) *Daemon {
+	h.t.Helper()
+	if berthd == "" {
+		h.t.Fatal("nettest: berthd was not built; the package's TestMain must call nettest.Main")
+	}
+	dir, err := os.MkdirTemp(h.Dir, "berthd-")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	d := &Daemon{
+		Host: h, t: h.t, Args: args,
+		Root: filepath.Join(dir, "root"), ExecRoot: filepath.Join(dir, "run"),
+		Socket: filepath.Join(dir, "run", "berth.sock"), logPath: filepath.Join(dir, "berthd.log"),
+	}
+	h.t.Cleanup(func() {
+		d.Stop()
+		if h.t.Failed() {
+			d.dumpLog()
+		}
+	})
+	d.Start()
+	return d
+}
+
+// URL is the daemon's API endpoint, as DOCKER_HOST wants it.
+func (d *Daemon) URL() string { return "unix://" + d.Socket }
+
+// Start (re)starts the daemon with its directories and waits until it
+// answers.
+func (d *Daemon) Start() {
+	d.t.Helper()
+	if err := d.start(); err != nil {
+		d.dumpLog()
+		d.t.Fatal(err)
+	}
+}
+
+func (d *Daemon) start() error {
+	logf, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	args := append([]string{"--host", d.URL(), "--root", d.Root, "--exec-root", d.ExecRoot, "--log-level", "debug"}, d.Args...)
+	cmd := exec.Command(berthd, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := startIn(d.Host.Namespace, cmd); err != nil {
+		return fmt.Errorf("start berthd: %w", err)
+	}
+	d.cmd = cmd
+	d.exited = make(chan struct{})
+	go func() { cmd.Wait(); close(d.exited) }()
+
+	if d.Client == nil {
+		if d.Client, err = client.New(client.WithHost(d.URL()), client.WithAPIVersionNegotiation()); err != nil {
+			return err
+		}
+		if d.API, err = api.NewClient(d.URL()); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := d.Client.Ping(ctx, client.PingOptions{})
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-d.exited:
+			return fmt.Errorf("berthd exited while starting: %v", cmd.ProcessState)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("berthd did not answer within 20s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startIn starts cmd from a thread inside ns: a forked child inherits the
+// network namespace of the thread that forked it.
+func startIn(ns *Namespace, cmd *exec.Cmd) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(ns.ns); err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		// Pdeathsig fires when the forking thread exits, so that thread
+		// must live as long as the test binary: keep it locked in place
+		// only for the fork, then go back.
+		startErr := cmd.Start()
+		if err := netns.Set(orig); err != nil {
+			errc <- err
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- startErr
+	}()
+	return <-errc
+}
+
+// Kill ends the daemon with SIGKILL, as a crash would.
+func (d *Daemon) Kill() {
+	d.t.Helper()
+	if d.cmd == nil {
+		return
+	}
+	d.cmd.Process.Kill()
+	<-d.exited
+	d.cmd = nil
+}
+
+// Stop ends the daemon with SIGTERM and waits for it.
+func (d *Daemon) Stop() {
+	if d.cmd == nil {
+		return
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(15 * time.Second):
+		d.t.Errorf("berthd ignored SIGTERM for 15s; killing it")
+		d.cmd.Process.Kill()
+		<-d.exited
+	}
+	d.cmd = nil
+}
+
+// ExitCode is the status of a stopped daemon.
+func (d *Daemon) Exited() bool {
+	select {
+	case <-d.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// Log returns what the daemon has logged.
+func (d *Daemon) Log() string {
+	b, _ := os.ReadFile(d.logPath)
+	return string(b)
+}
+
+func (d *Daemon) dumpLog() {
+	log := d.Log()
+	if lines := strings.Split(log, "\n"); len(lines) > 200 {
+		log = strings.Join(lines[len(lines)-200:], "\n")
+	}
+	d.t.Logf("berthd log (%s):\n%s", d.logPath, log)
+}
+
+// Run runs a command inside the host with the daemon's endpoint in
+// DOCKER_HOST and BERTH_HOST, returning its output and exit code.
+func (d *Daemon) Run(ctx context.Context, name string, args ...string) (stdout, stderr string, code int, err error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+d.URL(), "BERTH_HOST="+d.URL(), "DOCKER_CONFIG="+d.Host.Dir)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return out.String(), errOut.String(), exit.ExitCode(), nil
+	}
+	return out.String(), errOut.String(), 0, err
+}
