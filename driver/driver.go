@@ -49,8 +49,10 @@ type Driver interface {
 	// NeedsAddresses tells whether networks of this driver get address pools
 	// and their endpoints interfaces.
 	NeedsAddresses() bool
-	// Prepare validates a new network's options against the networks that
-	// exist and returns the driver's state for it. It changes nothing.
+	// ValidateOptions checks a new network's driver options on their own.
+	ValidateOptions(opts map[string]string) error
+	// Prepare checks a new network against the networks that exist and
+	// returns the driver's state for it. It changes nothing.
 	Prepare(nw *Network, existing []*Network) (json.RawMessage, error)
 	// CreateNetwork makes the network's kernel state exist. It is idempotent:
 	// the controller calls it again on every start.

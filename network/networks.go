@@ -67,6 +67,9 @@ func (c *Controller) createNetwork(opts CreateOptions) (Network, error) {
 	if err := ipam.ValidateConfigs(opts.IPAM); err != nil {
 		return Network{}, err
 	}
+	if err := drv.ValidateOptions(rec.Options); err != nil {
+		return Network{}, err
+	}
 	if !drv.NeedsAddresses() {
 		if !IsPredefined(opts.Name) {
 			return Network{}, errOnlyOneInstance(opts.Driver)

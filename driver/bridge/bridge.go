@@ -73,9 +73,6 @@ func BridgeName(nw *driver.Network) string {
 }
 
 func (d *Driver) Prepare(nw *driver.Network, existing []*driver.Network) (json.RawMessage, error) {
-	if err := validateOptions(nw.Options); err != nil {
-		return nil, err
-	}
 	name := BridgeName(nw)
 	for _, other := range existing {
 		if other.State == nil {
@@ -105,7 +102,7 @@ func (d *Driver) Prepare(nw *driver.Network, existing []*driver.Network) (json.R
 	return json.Marshal(st)
 }
 
-func validateOptions(opts map[string]string) error {
+func (d *Driver) ValidateOptions(opts map[string]string) error {
 	for k, v := range opts {
 		var err error
 		switch k {

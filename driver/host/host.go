@@ -12,6 +12,7 @@ import (
 type Driver struct{}
 
 func (Driver) Name() string                                                        { return "host" }
+func (Driver) ValidateOptions(map[string]string) error                             { return nil }
 func (Driver) NeedsAddresses() bool                                                { return false }
 func (Driver) Prepare(*driver.Network, []*driver.Network) (json.RawMessage, error) { return nil, nil }
 func (Driver) CreateNetwork(*driver.Network) error                                 { return nil }

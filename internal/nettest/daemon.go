@@ -196,9 +196,8 @@ func startIn(ns *Namespace, cmd *exec.Cmd) error {
 			errc <- err
 			return
 		}
-		// Pdeathsig fires when the forking thread exits, so that thread
-		// must live as long as the test binary: keep it locked in place
-		// only for the fork, then go back.
+		// The thread goes back and is unlocked, not discarded: Pdeathsig
+		// fires when the forking thread exits.
 		startErr := cmd.Start()
 		if err := netns.Set(orig); err != nil {
 			errc <- err
@@ -261,14 +260,20 @@ func (d *Daemon) dumpLog() {
 	d.t.Logf("berthd log (%s):\n%s", d.logPath, log)
 }
 
-// Run runs a command inside the host with the daemon's endpoint in
-// DOCKER_HOST and BERTH_HOST, returning its output and exit code.
-func (d *Daemon) Run(ctx context.Context, name string, args ...string) (stdout, stderr string, code int, err error) {
+// Berthd is the path of the berthd binary under test.
+func Berthd() string { return berthd }
+
+// Run runs a command inside the host's namespace with the daemon's endpoint
+// in DOCKER_HOST and BERTH_HOST, returning its output and exit code.
+func (d *Daemon) Run(ctx context.Context, stdin string, name string, args ...string) (stdout, stderr string, code int, err error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), "DOCKER_HOST="+d.URL(), "BERTH_HOST="+d.URL(), "DOCKER_CONFIG="+d.Host.Dir)
 	var out, errOut strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err = cmd.Run()
+	cmd.Stdout, cmd.Stderr, cmd.Stdin = &out, &errOut, strings.NewReader(stdin)
+	if err := startIn(d.Host.Namespace, cmd); err != nil {
+		return "", "", 0, err
+	}
+	err = cmd.Wait()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
 		return out.String(), errOut.String(), exit.ExitCode(), nil
