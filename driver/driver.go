@@ -65,8 +65,9 @@ type Driver interface {
 	// Leave takes ep's interface out of service; nothing carries traffic for
 	// ep when it returns.
 	Leave(nw *Network, ep *Endpoint, ns *netdev.Namespace) error
-	// Attached tells whether ep's kernel state is intact.
-	Attached(nw *Network, ep *Endpoint) (bool, error)
+	// Attached tells whether ep's kernel state, on the host and inside the
+	// namespace, is intact.
+	Attached(nw *Network, ep *Endpoint, ns *netdev.Namespace) (bool, error)
 	// Devices lists the host devices the network itself owns (a bridge).
 	Devices(nw *Network) []string
 }

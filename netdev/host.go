@@ -36,14 +36,20 @@ func NewHost(instance string) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open netlink: %w", err)
 	}
-	sum := fnv.New32a()
-	sum.Write([]byte(instance))
-	// Keep clear of 0 (the default group) and of small numbers people use
-	// by hand; the low bit separates live devices from retired ones.
-	owned := 0x40000000 | (sum.Sum32() & 0x3ffffffe)
-	host := &Host{h: h, Owned: owned, Retired: owned + 1, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	owned, retired := Groups(instance)
+	host := &Host{h: h, Owned: owned, Retired: retired, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	go host.reaper()
 	return host, nil
+}
+
+// Groups returns the link groups of a daemon instance's live and retired
+// devices. They keep clear of 0 (the default group) and of the small numbers
+// people use by hand; the low bit tells live from retired.
+func Groups(instance string) (owned, retired uint32) {
+	sum := fnv.New32a()
+	sum.Write([]byte(instance))
+	owned = 0x40000000 | (sum.Sum32() & 0x3ffffffe)
+	return owned, owned + 1
 }
 
 // OnReapError sets where errors of background reaping go.

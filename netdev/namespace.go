@@ -229,3 +229,34 @@ func SameNamespace(a, b *Namespace) bool {
 	}
 	return sa.Ino == sb.Ino && sa.Dev == sb.Dev
 }
+
+// HasInterface tells whether the namespace has the interface up with all of
+// its addresses.
+func (n *Namespace) HasInterface(ifc Interface) (bool, error) {
+	l, err := n.h.LinkByName(ifc.Name)
+	if err != nil {
+		if isNotFound(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		return false, nil
+	}
+	have, err := retryDump(func() ([]netlink.Addr, error) { return n.h.AddrList(l, netlink.FAMILY_ALL) })
+	if err != nil {
+		return false, err
+	}
+	for _, want := range ifc.Addrs {
+		found := false
+		for _, a := range have {
+			if p, ok := prefixOf(a.IPNet); ok && p == want {
+				found = true
+			}
+		}
+		if !found {
+			return false, nil
+		}
+	}
+	return true, nil
+}

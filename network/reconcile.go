@@ -2,6 +2,8 @@ package network
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/containerd/errdefs"
 	"net/netip"
@@ -177,7 +179,26 @@ func (c *Controller) load() error {
 			return fmt.Errorf("forget stale state: %w", err)
 		}
 	}
+	c.sweepNamespaces()
 	return c.reconcileKernel()
+}
+
+// sweepNamespaces removes namespaces berth mounted for sandboxes it no
+// longer has: a crash between mounting one and recording its sandbox.
+func (c *Controller) sweepNamespaces() {
+	entries, err := os.ReadDir(c.nsDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if _, ok := c.sandboxes[e.Name()]; ok {
+			continue
+		}
+		c.log.Info("removing namespace of no sandbox", "path", filepath.Join(c.nsDir, e.Name()))
+		if err := netdev.DeleteNamespace(filepath.Join(c.nsDir, e.Name())); err != nil {
+			c.log.Warn("remove namespace", "err", err)
+		}
+	}
 }
 
 // restore puts a stored endpoint back into the network's memory.
@@ -229,7 +250,7 @@ func (c *Controller) reconcileKernel() error {
 			wanted[d] = true
 		}
 		for _, ep := range nw.endpoints {
-			ok, err := nw.drv.Attached(nw.dn, driverEndpoint(&ep.rec))
+			ok, err := nw.drv.Attached(nw.dn, driverEndpoint(&ep.rec), c.sandboxes[ep.rec.SandboxID].ns)
 			if err != nil {
 				return err
 			}

@@ -215,13 +215,7 @@ func (d *Driver) Join(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namesp
 	if err := d.host.AddVeth(spec); err != nil {
 		return err
 	}
-	var addrs []netip.Prefix
-	for _, p := range []netip.Prefix{ep.IPv4, ep.IPv6} {
-		if p.IsValid() {
-			addrs = append(addrs, p)
-		}
-	}
-	if _, err := ns.ConfigureInterface(netdev.Interface{Name: ep.IfName, Addrs: addrs}); err != nil {
+	if _, err := ns.ConfigureInterface(netdev.Interface{Name: ep.IfName, Addrs: endpointAddrs(ep)}); err != nil {
 		d.host.Delete(ep.HostIfName)
 		return err
 	}
@@ -238,7 +232,7 @@ func (d *Driver) Leave(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Names
 	return nil
 }
 
-func (d *Driver) Attached(nw *driver.Network, ep *driver.Endpoint) (bool, error) {
+func (d *Driver) Attached(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) (bool, error) {
 	master, err := d.bridgeIndex(nw)
 	if err != nil {
 		return false, err
@@ -247,7 +241,22 @@ func (d *Driver) Attached(nw *driver.Network, ep *driver.Endpoint) (bool, error)
 	if err != nil || !ok {
 		return false, err
 	}
-	return l.Group == d.host.Owned && l.Master == master && l.Up, nil
+	if l.Group != d.host.Owned || l.Master != master || !l.Up {
+		return false, nil
+	}
+	// A crash between creating the pair and configuring its inside leaves
+	// a pair that looks fine from the host.
+	return ns.HasInterface(netdev.Interface{Name: ep.IfName, Addrs: endpointAddrs(ep)})
+}
+
+func endpointAddrs(ep *driver.Endpoint) []netip.Prefix {
+	var addrs []netip.Prefix
+	for _, p := range []netip.Prefix{ep.IPv4, ep.IPv6} {
+		if p.IsValid() {
+			addrs = append(addrs, p)
+		}
+	}
+	return addrs
 }
 
 func (d *Driver) Devices(nw *driver.Network) []string {

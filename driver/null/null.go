@@ -19,5 +19,7 @@ func (Driver) CreateNetwork(*driver.Network) error                              
 func (Driver) DeleteNetwork(*driver.Network) error                                 { return nil }
 func (Driver) Join(*driver.Network, *driver.Endpoint, *netdev.Namespace) error     { return nil }
 func (Driver) Leave(*driver.Network, *driver.Endpoint, *netdev.Namespace) error    { return nil }
-func (Driver) Attached(*driver.Network, *driver.Endpoint) (bool, error)            { return true, nil }
-func (Driver) Devices(*driver.Network) []string                                    { return nil }
+func (Driver) Attached(*driver.Network, *driver.Endpoint, *netdev.Namespace) (bool, error) {
+	return true, nil
+}
+func (Driver) Devices(*driver.Network) []string { return nil }

@@ -61,7 +61,13 @@ type Host struct {
 func NewHost(t testing.TB) *Host {
 	t.Helper()
 	RequireRoot(t)
-	dir := t.TempDir()
+	// Not t.TempDir(): socket paths under it outgrow the 108 bytes a unix
+	// socket address may have.
+	dir, err := os.MkdirTemp("", "berth-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	h := &Host{Dir: dir, t: t}
 	// Registered before the namespace so it runs after the daemons have
 	// stopped: mounts the daemons made go first.
@@ -101,7 +107,7 @@ func (h *Host) StartDaemon(args ...string) *Daemon {
 	if berthd == "" {
 		h.t.Fatal("nettest: berthd was not built; the package's TestMain must call nettest.Main")
 	}
-	dir, err := os.MkdirTemp(h.Dir, "berthd-")
+	dir, err := os.MkdirTemp(h.Dir, "d")
 	if err != nil {
 		h.t.Fatal(err)
 	}

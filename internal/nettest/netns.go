@@ -206,3 +206,20 @@ func unmountUnder(dir string) {
 		unix.Unmount(targets[i], unix.MNT_DETACH)
 	}
 }
+
+// OpenNamespace opens an existing namespace (a daemon's sandbox) for the
+// test to look into; the handle closes when the test ends.
+func OpenNamespace(t testing.TB, path string) *Namespace {
+	t.Helper()
+	h, err := netns.GetFromPath(path)
+	if err != nil {
+		t.Fatalf("open namespace %s: %v", path, err)
+	}
+	n := &Namespace{Path: path, ns: h}
+	if n.Netlink, err = netlink.NewHandleAt(h); err != nil {
+		h.Close()
+		t.Fatalf("netlink in %s: %v", path, err)
+	}
+	t.Cleanup(func() { n.Netlink.Close(); h.Close() })
+	return n
+}
