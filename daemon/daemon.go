@@ -26,6 +26,9 @@ import (
 // Version is berth's version, reported by /version.
 const Version = "0.1.0"
 
+// GitCommit is set at build time (make build).
+var GitCommit string
+
 // Config is berthd's configuration, from its flags.
 type Config struct {
 	// Host is where the API listens: unix:///path or tcp://addr:port.

@@ -54,11 +54,13 @@ func (d *Daemon) version(w http.ResponseWriter, r *http.Request) error {
 		Arch:          runtime.GOARCH,
 		GoVersion:     runtime.Version(),
 		KernelVersion: kernelVersion(),
+		GitCommit:     GitCommit,
 		Components: []system.ComponentVersion{{
 			Name: "Engine", Version: Version,
 			Details: map[string]string{
 				"ApiVersion": APIVersion, "MinAPIVersion": MinAPIVersion, "Os": runtime.GOOS,
 				"Arch": runtime.GOARCH, "GoVersion": runtime.Version(), "KernelVersion": kernelVersion(),
+				"GitCommit": GitCommit,
 			},
 		}},
 	}

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync/atomic"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -23,10 +25,23 @@ type Host struct {
 	// for the kernel's (slow) deletion.
 	Retired uint32
 
-	kick chan struct{}
-	done chan struct{}
-	log  func(err error)
+	kick    chan struct{}
+	done    chan struct{}
+	log     func(err error)
+	backlog atomic.Int64 // devices retired and not reaped yet
 }
+
+// Deleting devices holds the kernel's rtnl lock through an RCU grace
+// period, stalling every other netlink request meanwhile. So the reaper
+// waits for a quiet moment — reapQuiet without a retirement — and batches
+// everything retired by then into one deletion; a backlog of reapBacklog
+// devices or a device waiting reapMaxWait is deleted regardless, which
+// bounds what a busy daemon leaves waiting.
+const (
+	reapQuiet   = 200 * time.Millisecond
+	reapMaxWait = 5 * time.Second
+	reapBacklog = 256
+)
 
 // NewHost opens the current network namespace. instance tells daemons apart
 // (berthd passes its root directory), so two daemons sharing a namespace never
@@ -62,20 +77,36 @@ func (h *Host) Close() {
 	h.h.Close()
 }
 
-// reaper deletes retired devices in the background. Kicks that arrive while
-// a deletion runs collapse into one, so a burst of retirements is deleted
-// in a few batches.
+// reaper deletes retired devices in the background, in batches.
 func (h *Host) reaper() {
 	defer close(h.done)
-	for range h.kick {
+	var quiet, deadline <-chan time.Time
+	for {
+		select {
+		case _, ok := <-h.kick:
+			if !ok {
+				h.Reap()
+				return
+			}
+			if deadline == nil {
+				deadline = time.After(reapMaxWait)
+			}
+			quiet = time.After(reapQuiet)
+			if h.backlog.Load() < reapBacklog {
+				continue
+			}
+		case <-quiet:
+		case <-deadline:
+		}
+		quiet, deadline = nil, nil
 		if err := h.Reap(); err != nil && h.log != nil {
 			h.log(err)
 		}
 	}
-	h.Reap()
 }
 
 func (h *Host) kickReaper() {
+	h.backlog.Add(1)
 	select {
 	case h.kick <- struct{}{}:
 	default:
@@ -195,8 +226,9 @@ type VethSpec struct {
 var ErrExists = errors.New("device exists")
 
 // AddVeth creates the pair with its host end up on the bridge and its peer,
-// down and unaddressed, already inside the namespace.
-func (h *Host) AddVeth(spec VethSpec) error {
+// down and unaddressed, already inside the namespace. It returns the host
+// end's index.
+func (h *Host) AddVeth(spec VethSpec) (int, error) {
 	v := &netlink.Veth{
 		LinkAttrs: netlink.LinkAttrs{
 			Name: spec.HostName, MTU: spec.MTU, Group: h.Owned, Flags: net.FlagUp, MasterIndex: spec.Master,
@@ -207,15 +239,38 @@ func (h *Host) AddVeth(spec VethSpec) error {
 	}
 	if err := h.h.LinkAdd(v); err != nil {
 		if errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("create veth %s: %w", spec.HostName, ErrExists)
+			return 0, fmt.Errorf("create veth %s: %w", spec.HostName, ErrExists)
 		}
 		// LinkAdd sets the master after creating the pair; don't leave a
 		// half-wired pair behind.
 		if l, lerr := h.h.LinkByName(spec.HostName); lerr == nil {
 			h.h.LinkDel(l)
 		}
-		return fmt.Errorf("create veth %s: %w", spec.HostName, err)
+		return 0, fmt.Errorf("create veth %s: %w", spec.HostName, err)
 	}
+	return v.Attrs().Index, nil
+}
+
+// RetireVeth hands the host end of a pair whose inside end is already down
+// to the reaper. With its peer down the pair carries nothing; leaving it on
+// its bridge until the reaper deletes it keeps the bridge's per-port work,
+// which grows with the number of ports, off the request. index may be 0
+// when unknown.
+func (h *Host) RetireVeth(name string, index int) error {
+	var l netlink.Link = &netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: name, Index: index}}
+	if index == 0 {
+		var err error
+		if l, err = h.h.LinkByName(name); err != nil {
+			if isNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("retire %s: %w", name, err)
+		}
+	}
+	if err := h.h.LinkSetGroup(l, int(h.Retired)); err != nil && !isNotFound(err) {
+		return fmt.Errorf("retire %s: %w", name, err)
+	}
+	h.kickReaper()
 	return nil
 }
 
@@ -283,6 +338,7 @@ func (h *Host) RetireLink(l Link) error {
 // Reap deletes every retired device in one request. The kernel then waits for
 // one grace period for the whole batch instead of one per device.
 func (h *Host) Reap() error {
+	h.backlog.Store(0)
 	req := nl.NewNetlinkRequest(unix.RTM_DELLINK, unix.NLM_F_ACK)
 	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
 	req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(h.Retired)))

@@ -10,6 +10,7 @@ import (
 	"runtime"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -145,6 +146,14 @@ func (n *Namespace) ConfigureInterface(ifc Interface) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("find %s in %s: %w", ifc.Name, n.path, err)
 	}
+	if !hasIPv6(ifc.Addrs) {
+		// Without IPv6 on the network the interface needs no link-local
+		// address, and so sends no DAD, router or MLD solicitations that
+		// the bridge would flood to every other endpoint.
+		if err := n.h.LinkSetIP6AddrGenMode(l, nl.IN6_ADDR_GEN_MODE_NONE); err != nil {
+			return 0, fmt.Errorf("set %s's IPv6 address generation: %w", ifc.Name, err)
+		}
+	}
 	for _, a := range ifc.Addrs {
 		if err := n.h.AddrReplace(l, toAddr(a)); err != nil {
 			return 0, fmt.Errorf("add %s to %s: %w", a, ifc.Name, err)
@@ -169,14 +178,18 @@ func (n *Namespace) InterfaceIndex(name string) (int, bool, error) {
 }
 
 // SetInterfaceDown takes an interface out of service; routes through it
-// vanish with it. A missing interface is not an error.
-func (n *Namespace) SetInterfaceDown(name string) error {
-	l, err := n.h.LinkByName(name)
-	if err != nil {
-		if isNotFound(err) {
-			return nil
+// vanish with it. index may be 0 when unknown. A missing interface is not an
+// error.
+func (n *Namespace) SetInterfaceDown(name string, index int) error {
+	var l netlink.Link = &netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: name, Index: index}}
+	if index == 0 {
+		var err error
+		if l, err = n.h.LinkByName(name); err != nil {
+			if isNotFound(err) {
+				return nil
+			}
+			return err
 		}
-		return err
 	}
 	if err := n.h.LinkSetDown(l); err != nil && !isNotFound(err) {
 		return fmt.Errorf("set %s down: %w", name, err)
@@ -259,4 +272,13 @@ func (n *Namespace) HasInterface(ifc Interface) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+func hasIPv6(addrs []netip.Prefix) bool {
+	for _, a := range addrs {
+		if a.Addr().Is6() {
+			return true
+		}
+	}
+	return false
 }

@@ -175,10 +175,8 @@ func (c *Controller) DeleteSandbox(term string) error {
 	if sb.removed {
 		return errSandboxNotFound(term)
 	}
-	// A namespace that goes away takes its interfaces with it at once, so
-	// only the host ends need retiring.
 	for len(sb.endpoints) > 0 {
-		if err := c.leave(sb, sb.endpoints[len(sb.endpoints)-1], !sb.rec.External); err != nil {
+		if err := c.leave(sb, sb.endpoints[len(sb.endpoints)-1], true); err != nil {
 			return err
 		}
 	}
@@ -448,14 +446,10 @@ func (c *Controller) Disconnect(sbTerm, netTerm string) error {
 }
 
 // leave takes an endpoint out of service and forgets it. nsGoing says the
-// namespace is about to be destroyed, so its side needs no work. Called with
+// sandbox is going away, so its default route needs no care. Called with
 // sb.mu held.
 func (c *Controller) leave(sb *sbState, ep *epState, nsGoing bool) error {
-	ns := sb.ns
-	if nsGoing {
-		ns = nil
-	}
-	if err := ep.nw.drv.Leave(ep.nw.dn, driverEndpoint(&ep.rec), ns); err != nil {
+	if err := ep.nw.drv.Leave(ep.nw.dn, driverEndpoint(&ep.rec), sb.ns); err != nil {
 		return fmt.Errorf("detach %s from %s: %w", sb.rec.Name, ep.nw.rec.Name, err)
 	}
 	if err := c.store.Update(func(tx store.Tx) error { return tx.Delete(bucketEndpoints, ep.rec.ID) }); err != nil {

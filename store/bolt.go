@@ -18,7 +18,12 @@ type Bolt struct {
 // the same file fails after lockTimeout with ErrLocked instead of blocking
 // forever, which is how a second daemon on one root is refused.
 func OpenBolt(path string, lockTimeout time.Duration) (*Bolt, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	// The freelist is rebuilt when the file is opened instead of being
+	// written with every commit: each attach is one commit, and the
+	// freelist page would otherwise grow the fsync with the database.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: lockTimeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType,
+	})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("open %s: %w", path, ErrLocked)

@@ -45,11 +45,16 @@ type Driver struct {
 	host *netdev.Host
 
 	mu      sync.Mutex
-	indexes map[string]int // network ID → bridge ifindex
+	indexes map[string]int         // network ID → bridge ifindex
+	ports   map[string]vethIndexes // endpoint ID → its pair
 }
 
+// vethIndexes remembers a pair's interface indexes from Join to Leave, so
+// that Leave needs no lookups.
+type vethIndexes struct{ host, peer int }
+
 func New(host *netdev.Host) *Driver {
-	return &Driver{host: host, indexes: map[string]int{}}
+	return &Driver{host: host, indexes: map[string]int{}, ports: map[string]vethIndexes{}}
 }
 
 func (d *Driver) Name() string         { return "bridge" }
@@ -212,24 +217,37 @@ func (d *Driver) Join(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namesp
 		return err
 	}
 	spec := netdev.VethSpec{HostName: ep.HostIfName, Master: master, MTU: mtuOf(nw), PeerName: ep.IfName, PeerMAC: ep.MAC, PeerNS: ns}
-	if err := d.host.AddVeth(spec); err != nil {
+	hostIdx, err := d.host.AddVeth(spec)
+	if err != nil {
 		return err
 	}
-	if _, err := ns.ConfigureInterface(netdev.Interface{Name: ep.IfName, Addrs: endpointAddrs(ep)}); err != nil {
+	peerIdx, err := ns.ConfigureInterface(netdev.Interface{Name: ep.IfName, Addrs: endpointAddrs(ep)})
+	if err != nil {
 		d.host.Delete(ep.HostIfName)
 		return err
 	}
+	d.mu.Lock()
+	d.ports[ep.ID] = vethIndexes{host: hostIdx, peer: peerIdx}
+	d.mu.Unlock()
 	return nil
 }
 
+// Leave sets the inside end down — from then on the pair carries nothing —
+// and hands the host end to the reaper.
 func (d *Driver) Leave(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) error {
-	if err := d.host.Retire(ep.HostIfName, false); err != nil {
+	d.mu.Lock()
+	idx := d.ports[ep.ID]
+	delete(d.ports, ep.ID)
+	d.mu.Unlock()
+	if ns != nil {
+		if err := ns.SetInterfaceDown(ep.IfName, idx.peer); err != nil {
+			return err
+		}
+	} else if err := d.host.Retire(ep.HostIfName, false); err != nil {
+		// Without the namespace the host end must stop the traffic.
 		return err
 	}
-	if ns != nil {
-		return ns.SetInterfaceDown(ep.IfName)
-	}
-	return nil
+	return d.host.RetireVeth(ep.HostIfName, idx.host)
 }
 
 func (d *Driver) Attached(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) (bool, error) {

@@ -67,7 +67,12 @@ func NewHost(t testing.TB) *Host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		// BERTH_TEST_KEEP=1 keeps daemon logs and state for a look after.
+		if os.Getenv("BERTH_TEST_KEEP") == "" {
+			os.RemoveAll(dir)
+		}
+	})
 	h := &Host{Dir: dir, t: t}
 	// Registered before the namespace so it runs after the daemons have
 	// stopped: mounts the daemons made go first.

@@ -1,0 +1,44 @@
+# berth: build, run and test. `make run` and `make test` are the two
+# commands the README promises to work on a fresh machine.
+
+export PATH := $(PATH):/usr/local/go/bin
+GO        ?= go
+PKG       := github.com/berth-net/berth
+COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null)
+LDFLAGS   := -X $(PKG)/daemon.GitCommit=$(COMMIT)
+# Flags for `make run`, e.g. BERTHD_FLAGS="--log-level debug".
+BERTHD_FLAGS ?=
+# Benchmarks to run and for how long.
+BENCH     ?= .
+BENCHTIME ?= 200x
+
+.PHONY: all deps build run test unit bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/berthd ./cmd/berthd
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/berth ./cmd/berth
+
+# Starts berthd in the foreground on unix:///run/berth/berth.sock.
+run: build
+	exec bin/berthd $(BERTHD_FLAGS)
+
+# Everything: unit tests, and (as root) integration tests, each in its own
+# network namespaces, against the berthd just built.
+test: build
+	$(GO) vet ./...
+	BERTHD=$(CURDIR)/bin/berthd $(GO) test -race -count=1 -timeout 20m ./...
+
+# Only what needs no root.
+unit:
+	$(GO) test -count=1 ./ipam/ ./store/ ./cmd/berth/
+
+bench: build
+	BERTHD=$(CURDIR)/bin/berthd $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -timeout 30m ./...
+
+clean:
+	rm -rf bin build
