@@ -4,8 +4,9 @@
 export PATH := $(PATH):/usr/local/go/bin
 GO        ?= go
 PKG       := github.com/berth-net/berth
+VERSION   := 0.1.0
 COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null)
-LDFLAGS   := -X $(PKG)/daemon.GitCommit=$(COMMIT)
+LDFLAGS   := -X $(PKG)/daemon.Version=$(VERSION) -X $(PKG)/daemon.GitCommit=$(COMMIT) -X main.clientVersion=$(VERSION)
 # Flags for `make run`, e.g. BERTHD_FLAGS="--log-level debug".
 BERTHD_FLAGS ?=
 # Benchmarks to run and for how long.

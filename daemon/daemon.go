@@ -23,11 +23,11 @@ import (
 	"github.com/berth-net/berth/store"
 )
 
-// Version is berth's version, reported by /version.
-const Version = "0.1.0"
-
-// GitCommit is set at build time (make build).
-var GitCommit string
+// Version and GitCommit are reported by /version; make build sets them.
+var (
+	Version   = "dev"
+	GitCommit string
+)
 
 // Config is berthd's configuration, from its flags.
 type Config struct {
