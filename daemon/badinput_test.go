@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -227,5 +228,30 @@ func TestSecondDaemonOnTheSameRootFailsFast(t *testing.T) {
 	}
 	if code == 0 || !strings.Contains(out.String(), "another berthd is using the root "+d.Root) {
 		t.Fatalf("second daemon: exit %d, output %q", code, out.String())
+	}
+}
+
+func TestSocketIsPrivateAndGoesAwayOnSIGTERM(t *testing.T) {
+	t.Parallel()
+	h := nettest.NewHost(t)
+	d := h.StartDaemon()
+	for path, want := range map[string]os.FileMode{d.Socket: 0o660, d.ExecRoot: 0o710} {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Mode().Perm(); got != want {
+			t.Errorf("%s has mode %o, want %o", path, got, want)
+		}
+	}
+	d.Stop()
+	if code := d.ExitCode(); code != 0 {
+		t.Errorf("berthd exited with %d on SIGTERM, want 0", code)
+	}
+	if _, err := os.Stat(d.Socket); !os.IsNotExist(err) {
+		t.Errorf("socket still there after SIGTERM: %v", err)
+	}
+	if !strings.Contains(d.Log(), "berthd stopped") {
+		t.Errorf("no clean-stop line in the log")
 	}
 }

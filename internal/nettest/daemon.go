@@ -103,6 +103,7 @@ type Daemon struct {
 	t       testing.TB
 	logPath string
 	cmd     *exec.Cmd
+	last    *exec.Cmd
 	exited  chan struct{}
 }
 
@@ -157,7 +158,7 @@ func (d *Daemon) start() error {
 	if err := startIn(d.Host.Namespace, cmd); err != nil {
 		return fmt.Errorf("start berthd: %w", err)
 	}
-	d.cmd = cmd
+	d.cmd, d.last = cmd, cmd
 	d.exited = make(chan struct{})
 	go func() { cmd.Wait(); close(d.exited) }()
 
@@ -247,13 +248,13 @@ func (d *Daemon) Stop() {
 	d.cmd = nil
 }
 
-// ExitCode is the status of a stopped daemon.
-func (d *Daemon) Exited() bool {
+// ExitCode is the exit status of the daemon's last run, -1 while it runs.
+func (d *Daemon) ExitCode() int {
 	select {
 	case <-d.exited:
-		return true
+		return d.last.ProcessState.ExitCode()
 	default:
-		return false
+		return -1
 	}
 }
 
