@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errhttp"
@@ -94,10 +95,13 @@ func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, fn apiFunc) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
 			if err := fn(w, r); err != nil {
 				status := writeError(w, err)
-				d.cfg.Log.Debug("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+				d.cfg.Log.Debug("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err, "took", time.Since(start))
+				return
 			}
+			d.cfg.Log.Debug("request", "method", r.Method, "path", r.URL.Path, "took", time.Since(start))
 		})
 	}
 	handle("GET /_ping", d.ping)

@@ -39,16 +39,32 @@ func (u u128) add(n uint64) u128 {
 	return u128{u.hi + carry, lo}
 }
 
+func (u u128) cmp(v u128) int {
+	switch {
+	case u.hi < v.hi || u.hi == v.hi && u.lo < v.lo:
+		return -1
+	case u == v:
+		return 0
+	}
+	return 1
+}
+
+// hostMask has the low bits set that a prefix of length bits leaves to
+// hosts; bits counts in the 128-bit form, so IPv4 lengths are 96 more.
+func hostMask(bits int) u128 {
+	host := 128 - bits
+	if host >= 64 {
+		return u128{1<<(host-64) - 1, ^uint64(0)}
+	}
+	return u128{0, 1<<host - 1}
+}
+
+func (u u128) or(v u128) u128 { return u128{u.hi | v.hi, u.lo | v.lo} }
+
+// bits128 is p's prefix length in the 128-bit form of its address.
+func bits128(p netip.Prefix) int { return p.Bits() + 128 - p.Addr().BitLen() }
+
 // lastAddr is the highest address of p.
 func lastAddr(p netip.Prefix) netip.Addr {
-	u := toU128(p.Masked().Addr())
-	host := p.Addr().BitLen() - p.Bits()
-	switch {
-	case host >= 64:
-		u.lo = ^uint64(0)
-		u.hi |= 1<<(host-64) - 1
-	default:
-		u.lo |= 1<<host - 1
-	}
-	return u.addr(p.Addr().Is4())
+	return toU128(p.Masked().Addr()).or(hostMask(bits128(p))).addr(p.Addr().Is4())
 }

@@ -28,8 +28,8 @@ var modelCases = []modelCase{
 }
 
 // model is the obvious allocator: a set of taken addresses, scanned in
-// order. low is an address below which the range is known to be full; it
-// only saves the model from rescanning.
+// order. Below low the range is known to be full; low only saves the model
+// from rescanning.
 type model struct {
 	subnet, ipRange netip.Prefix
 	reserved        map[netip.Addr]bool
@@ -38,10 +38,9 @@ type model struct {
 }
 
 func (m *model) next() (netip.Addr, bool) {
-	for x := m.low; m.ipRange.Contains(x); x = x.Next() {
-		if !m.reserved[x] && !m.taken[x] {
-			m.low = x
-			return x, true
+	for ; m.ipRange.Contains(m.low); m.low = m.low.Next() {
+		if !m.reserved[m.low] && !m.taken[m.low] {
+			return m.low, true
 		}
 	}
 	return netip.Addr{}, false

@@ -284,6 +284,42 @@ func TestAllocatorMillionAddressesInSlash8(t *testing.T) {
 	}
 }
 
+func TestAllocatorFreesInsideFullSubtrees(t *testing.T) {
+	a := newAllocator(t, "10.1.0.0/16", "")
+	base := uint32(10<<24 | 1<<16)
+	for i := uint32(1); i < 65535; i++ {
+		mustNext(t, a, v4(base+i).String())
+	}
+	if _, err := a.Next(); !errors.Is(err, ErrNoAvailableAddress) {
+		t.Fatalf("Next on a full /16: %v", err)
+	}
+	// Full subtrees are dropped: the root knows them full by one bit each.
+	if a.root.present != 0 {
+		t.Errorf("full /16 keeps child nodes %b", a.root.present)
+	}
+	for _, i := range []uint32{65000, 4097, 300} {
+		if err := a.Release(v4(base + i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, i := range []uint32{300, 4097, 65000} {
+		mustNext(t, a, v4(base+i).String())
+	}
+	if a.root.present != 0 {
+		t.Errorf("refilled /16 keeps child nodes %b", a.root.present)
+	}
+	for i := uint32(1); i < 65535; i++ {
+		if err := a.Release(v4(base + i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Only the subtrees holding the network and broadcast addresses remain.
+	if a.root.present != 1|1<<15 || a.Len() != 0 {
+		t.Errorf("emptied /16: child nodes %b, Len %d", a.root.present, a.Len())
+	}
+	mustNext(t, a, "10.1.0.1")
+}
+
 func BenchmarkAllocatorNextRelease(b *testing.B) {
 	for _, tt := range []struct {
 		name string

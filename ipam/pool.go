@@ -126,28 +126,37 @@ func NewSpace(pools []PoolSpec) (*Space, error) {
 
 // NextSubnet returns the first subnet, walking the pools in order and the
 // subnets of each pool in address order, that overlaps none of inUse: the
-// subnets of existing networks and the host's routes and addresses.
-// Prefixes of the other address family are ignored.
+// subnets of existing networks and the host's routes and addresses (the
+// default route is the caller's to leave out). Prefixes of the other address
+// family are ignored.
 func (s *Space) NextSubnet(inUse []netip.Prefix) (netip.Prefix, error) {
 	used := s.spans(inUse)
 	for _, p := range s.pools {
-		end := lastAddr(p.Base)
-		for c := p.Base.Addr(); c.IsValid() && c.Compare(end) <= 0; {
-			candidate := netip.PrefixFrom(c, p.Size)
-			i, _ := slices.BinarySearchFunc(used, c, func(u span, c netip.Addr) int { return u.last.Compare(c) })
-			if i == len(used) || used[i].first.Compare(lastAddr(candidate)) > 0 {
-				return candidate, nil
+		mask := hostMask(bits128(netip.PrefixFrom(p.Base.Addr(), p.Size)))
+		poolEnd := toU128(lastAddr(p.Base))
+		c := toU128(p.Base.Addr())
+		i, _ := slices.BinarySearchFunc(used, c, func(u span, c u128) int { return u.last.cmp(c) })
+		for {
+			for i < len(used) && used[i].last.cmp(c) < 0 {
+				i++
 			}
-			// Skip every candidate that used[i] touches in one step, so the
-			// walk costs the number of spans in the way, not of candidates.
-			c = lastAddr(netip.PrefixFrom(used[i].last, p.Size)).Next()
+			if i == len(used) || used[i].first.cmp(c.or(mask)) > 0 {
+				return netip.PrefixFrom(c.addr(s.family == 4), p.Size), nil
+			}
+			// Skip every candidate used[i] touches in one step, so the walk
+			// costs the number of spans in the way, not of candidates.
+			end := used[i].last.or(mask)
+			if end.cmp(poolEnd) >= 0 {
+				break
+			}
+			c = end.add(1)
 		}
 	}
 	return netip.Prefix{}, reword(ErrPoolsExhausted, "could not find an available, non-overlapping IPv%d address pool among the defaults to assign to the network", s.family)
 }
 
 // span is the address range of a prefix.
-type span struct{ first, last netip.Addr }
+type span struct{ first, last u128 }
 
 // spans returns the ranges of the prefixes of s's family, disjoint and in
 // address order.
@@ -157,20 +166,18 @@ func (s *Space) spans(prefixes []netip.Prefix) []span {
 		if !p.IsValid() || family(p) != s.family {
 			continue
 		}
-		p = p.Masked()
-		out = append(out, span{p.Addr(), lastAddr(p)})
+		first := toU128(p.Masked().Addr())
+		out = append(out, span{first, first.or(hostMask(bits128(p)))})
 	}
-	slices.SortFunc(out, func(a, b span) int {
-		if c := a.first.Compare(b.first); c != 0 {
-			return c
-		}
-		return b.last.Compare(a.last)
-	})
-	// Two prefixes are nested or disjoint, so dropping the nested ones
-	// leaves disjoint spans whose ends are sorted too.
+	slices.SortFunc(out, func(a, b span) int { return a.first.cmp(b.first) })
+	// Merging overlapping spans (prefixes overlap only by nesting) leaves
+	// disjoint ones whose ends are sorted too.
 	kept := out[:0]
 	for _, sp := range out {
-		if len(kept) > 0 && sp.first.Compare(kept[len(kept)-1].last) <= 0 {
+		if n := len(kept); n > 0 && sp.first.cmp(kept[n-1].last) <= 0 {
+			if sp.last.cmp(kept[n-1].last) > 0 {
+				kept[n-1].last = sp.last
+			}
 			continue
 		}
 		kept = append(kept, sp)
