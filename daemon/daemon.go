@@ -107,7 +107,7 @@ func New(cfg Config) (_ *Daemon, err error) {
 	d.ctrl, err = network.New(network.Config{
 		Store:         st,
 		Host:          d.host,
-		Drivers:       []driver.Driver{bridge.New(d.host), host.Driver{}, null.Driver{}},
+		Drivers:       []driver.Driver{bridge.New(d.host), host.New(), null.New()},
 		Pools:         cfg.Pools,
 		DefaultBridge: cfg.BridgeName,
 		NamespaceDir:  filepath.Join(cfg.ExecRoot, "netns"),

@@ -47,32 +47,27 @@ func parseFilters(raw string, allowed ...string) (filters, error) {
 	return f, nil
 }
 
-// match is dockerd's Match: a value equal to s or, read as a regular
-// expression, found in s.
+// match is dockerd's Match: it passes when the key is absent or one of its
+// values equals s or, read as a regular expression, is found in s.
 func (f filters) match(key, s string) bool {
-	vs, ok := f[key]
-	if !ok {
-		return true
-	}
-	for _, v := range vs {
-		if v == s {
-			return true
-		}
-		if re, err := regexp.Compile(v); err == nil && re.MatchString(s) {
-			return true
-		}
-	}
-	return false
+	return f.any(key, func(v string) bool {
+		re, err := regexp.Compile(v)
+		return v == s || err == nil && re.MatchString(s)
+	})
 }
 
-// exact passes when s equals one of the key's values.
+// exact passes when the key is absent or one of its values equals s.
 func (f filters) exact(key, s string) bool {
-	vs, ok := f[key]
-	if !ok {
+	return f.any(key, func(v string) bool { return v == s })
+}
+
+func (f filters) any(key string, ok func(string) bool) bool {
+	vs, present := f[key]
+	if !present {
 		return true
 	}
 	for _, v := range vs {
-		if v == s {
+		if ok(v) {
 			return true
 		}
 	}

@@ -1,7 +1,6 @@
 package network
 
 import (
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -21,23 +20,13 @@ func TestMain(m *testing.M) { nettest.Main(m) }
 // slowDriver is a driver without kernel state whose Join blocks, for the
 // network named slow, until released.
 type slowDriver struct {
+	driver.Stateless
 	entered chan struct{}
 	release chan struct{}
 }
 
-func (slowDriver) Name() string                            { return "slow" }
-func (slowDriver) NeedsAddresses() bool                    { return true }
-func (slowDriver) ValidateOptions(map[string]string) error { return nil }
-func (slowDriver) CreateNetwork(*driver.Network) error     { return nil }
-func (slowDriver) DeleteNetwork(*driver.Network) error     { return nil }
-func (slowDriver) Devices(*driver.Network) []string        { return nil }
-func (slowDriver) Prepare(*driver.Network, []*driver.Network) (json.RawMessage, error) {
-	return nil, nil
-}
-func (slowDriver) Leave(*driver.Network, *driver.Endpoint, *netdev.Namespace) error { return nil }
-func (slowDriver) Attached(*driver.Network, *driver.Endpoint, *netdev.Namespace) (bool, error) {
-	return true, nil
-}
+func (slowDriver) NeedsAddresses() bool { return true }
+
 func (d slowDriver) Join(nw *driver.Network, _ *driver.Endpoint, _ *netdev.Namespace) error {
 	if nw.Name == "slow" {
 		d.entered <- struct{}{}
@@ -47,7 +36,7 @@ func (d slowDriver) Join(nw *driver.Network, _ *driver.Endpoint, _ *netdev.Names
 }
 
 func TestASlowKernelCallOnOneNetworkDoesNotStallAnother(t *testing.T) {
-	drv := slowDriver{entered: make(chan struct{}), release: make(chan struct{})}
+	drv := slowDriver{Stateless: driver.Stateless{DriverName: "slow"}, entered: make(chan struct{}), release: make(chan struct{})}
 	c, err := New(Config{
 		Store: store.NewMemory(), Drivers: []driver.Driver{drv}, Pools: ipam.DefaultLocalPools(),
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -1,25 +1,8 @@
 // Package host is the driver of the "host" network: a sandbox on it is the
-// daemon's own network namespace, so there is nothing to create.
+// daemon's own network namespace, so there is nothing to create or wire.
 package host
 
-import (
-	"encoding/json"
+import "github.com/berth-net/berth/driver"
 
-	"github.com/berth-net/berth/driver"
-	"github.com/berth-net/berth/netdev"
-)
-
-type Driver struct{}
-
-func (Driver) Name() string                                                        { return "host" }
-func (Driver) ValidateOptions(map[string]string) error                             { return nil }
-func (Driver) NeedsAddresses() bool                                                { return false }
-func (Driver) Prepare(*driver.Network, []*driver.Network) (json.RawMessage, error) { return nil, nil }
-func (Driver) CreateNetwork(*driver.Network) error                                 { return nil }
-func (Driver) DeleteNetwork(*driver.Network) error                                 { return nil }
-func (Driver) Join(*driver.Network, *driver.Endpoint, *netdev.Namespace) error     { return nil }
-func (Driver) Leave(*driver.Network, *driver.Endpoint, *netdev.Namespace) error    { return nil }
-func (Driver) Attached(*driver.Network, *driver.Endpoint, *netdev.Namespace) (bool, error) {
-	return true, nil
-}
-func (Driver) Devices(*driver.Network) []string { return nil }
+// New returns the host driver.
+func New() driver.Driver { return driver.Stateless{DriverName: "host"} }

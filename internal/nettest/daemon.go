@@ -7,14 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/client"
-	"github.com/vishvananda/netns"
 
 	"github.com/berth-net/berth/api"
 )
@@ -193,32 +191,7 @@ func (d *Daemon) start() error {
 // startIn starts cmd from a thread inside ns: a forked child inherits the
 // network namespace of the thread that forked it.
 func startIn(ns *Namespace, cmd *exec.Cmd) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns.ns); err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		// The thread goes back and is unlocked, not discarded: Pdeathsig
-		// fires when the forking thread exits.
-		startErr := cmd.Start()
-		if err := netns.Set(orig); err != nil {
-			errc <- err
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- startErr
-	}()
-	return <-errc
+	return ns.Do(cmd.Start)
 }
 
 // Kill ends the daemon with SIGKILL, as a crash would.
