@@ -7,9 +7,8 @@ import (
 
 // Allocator hands out the addresses of one subnet: Next picks the lowest
 // free one inside the ip-range, Reserve takes a given one anywhere in the
-// subnet. Every operation costs one or two descents of a tree at most 11
-// levels deep, whatever the size of the subnet and the number of addresses
-// taken.
+// subnet. Every operation costs a few descents of a tree at most 11 levels
+// deep, whatever the size of the subnet and the number of addresses taken.
 //
 // The tree holds at most 2^64 offsets. An IPv6 subnet with more host bits
 // is tracked in the 2^64 addresses starting at its ip-range (or at the
@@ -23,7 +22,7 @@ type Allocator struct {
 	span     uint64 // highest offset the tree holds
 	first    uint64 // the ip-range's offsets, where Next looks
 	last     uint64
-	shift    uint // width, in bits, of the root's children
+	shift    uint // each child of the root holds 1<<shift offsets
 	root     node
 	reserved []reservedAddr
 	outside  map[netip.Addr]struct{}
@@ -35,7 +34,7 @@ type Allocator struct {
 // ipRange means the whole subnet; otherwise it must lie inside subnet.
 func NewAllocator(subnet, ipRange netip.Prefix) (*Allocator, error) {
 	if !subnet.IsValid() {
-		return nil, invalid("invalid subnet %s", subnet)
+		return nil, invalid("missing or invalid subnet")
 	}
 	subnet = subnet.Masked()
 	if !ipRange.IsValid() {
@@ -109,8 +108,9 @@ func (a *Allocator) Reserve(addr netip.Addr) error {
 	return nil
 }
 
-// Release frees addr. Releasing a free address returns ErrNotAllocated and
-// changes nothing, so callers undoing a half-done operation may ignore it.
+// Release frees addr. Releasing a free address returns ErrNotAllocated (a
+// reserved one ErrReservedAddress) and changes nothing, so callers undoing a
+// half-done operation may ignore the error.
 func (a *Allocator) Release(addr netip.Addr) error {
 	if err := a.check(addr); err != nil {
 		return err

@@ -379,26 +379,18 @@ func (h *Host) Delete(name string) error {
 }
 
 // Prefixes returns the host's IPv4 and IPv6 routes and addresses (as
-// prefixes), leaving out default routes, loopback and retired devices. New
-// networks must not overlap any of them.
+// prefixes), leaving out default routes and link-local addresses. New
+// networks must not overlap any of them. Retired devices need no filtering:
+// they are down, so their routes are gone, and their addresses were removed
+// when they were retired.
 func (h *Host) Prefixes() ([]netip.Prefix, error) {
-	links, err := retryDump(h.h.LinkList)
-	if err != nil {
-		return nil, fmt.Errorf("list links: %w", err)
-	}
-	skip := map[int]bool{}
-	for _, l := range links {
-		if l.Attrs().Group == h.Retired || l.Attrs().Flags&net.FlagLoopback != 0 {
-			skip[l.Attrs().Index] = true
-		}
-	}
 	var out []netip.Prefix
 	routes, err := retryDump(func() ([]netlink.Route, error) { return h.h.RouteList(nil, netlink.FAMILY_ALL) })
 	if err != nil {
 		return nil, fmt.Errorf("list routes: %w", err)
 	}
 	for _, r := range routes {
-		if r.Dst == nil || skip[r.LinkIndex] {
+		if r.Dst == nil {
 			continue
 		}
 		if p, ok := prefixOf(r.Dst); ok && p.Bits() > 0 {
@@ -410,10 +402,10 @@ func (h *Host) Prefixes() ([]netip.Prefix, error) {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}
 	for _, a := range addrs {
-		if skip[a.LinkIndex] || a.IPNet == nil {
+		if a.IPNet == nil {
 			continue
 		}
-		if p, ok := prefixOf(a.IPNet); ok && !p.Addr().IsLinkLocalUnicast() {
+		if p, ok := prefixOf(a.IPNet); ok && !p.Addr().IsLinkLocalUnicast() && !p.Addr().IsLoopback() {
 			out = append(out, p.Masked())
 		}
 	}
