@@ -25,10 +25,12 @@ type Host struct {
 	// for the kernel's (slow) deletion.
 	Retired uint32
 
-	kick    chan struct{}
-	done    chan struct{}
-	log     func(err error)
-	backlog atomic.Int64 // devices retired and not reaped yet
+	kick      chan struct{}
+	done      chan struct{}
+	unplug    chan int // host ends of retired pairs still on a bridge
+	unplugged chan struct{}
+	log       func(err error)
+	backlog   atomic.Int64 // devices retired and not reaped yet
 }
 
 // Deleting devices holds the kernel's rtnl lock through an RCU grace
@@ -52,8 +54,13 @@ func NewHost(instance string) (*Host, error) {
 		return nil, fmt.Errorf("open netlink: %w", err)
 	}
 	owned, retired := Groups(instance)
-	host := &Host{h: h, Owned: owned, Retired: retired, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	host := &Host{
+		h: h, Owned: owned, Retired: retired,
+		kick: make(chan struct{}, 1), done: make(chan struct{}),
+		unplug: make(chan int, 1024), unplugged: make(chan struct{}),
+	}
 	go host.reaper()
+	go host.unplugger()
 	return host, nil
 }
 
@@ -72,9 +79,30 @@ func (h *Host) OnReapError(fn func(error)) { h.log = fn }
 
 // Close deletes what is retired and releases the handle.
 func (h *Host) Close() {
+	close(h.unplug)
+	<-h.unplugged
 	close(h.kick)
 	<-h.done
 	h.h.Close()
+}
+
+// unplugger takes retired pairs off their bridges as soon as they are
+// retired. Each removal of a port costs the kernel time in proportion to the
+// bridge's ports; done here it stays off the request, and the bridge does
+// not keep retired ports until they are reaped, which would make every
+// later attach pay for them.
+func (h *Host) unplugger() {
+	defer close(h.unplugged)
+	for idx := range h.unplug {
+		h.unplugIndex(idx)
+	}
+}
+
+func (h *Host) unplugIndex(idx int) {
+	l := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: idx}}
+	if err := h.h.LinkSetNoMaster(l); err != nil && !isNotFound(err) && h.log != nil {
+		h.log(fmt.Errorf("take retired device %d off its bridge: %w", idx, err))
+	}
 }
 
 // reaper deletes retired devices in the background, in batches.
@@ -186,6 +214,13 @@ func (h *Host) EnsureBridge(spec BridgeSpec) (created bool, err error) {
 	if err := h.h.LinkAdd(br); err != nil {
 		return false, fmt.Errorf("create bridge %s: %w", spec.Name, err)
 	}
+	// An MTU set through the device, not at creation, counts as the
+	// user's: the bridge then stops recomputing it from all its ports each
+	// time one is added or removed.
+	if err := h.h.LinkSetMTU(br, spec.MTU); err != nil {
+		h.h.LinkDel(br)
+		return false, fmt.Errorf("set MTU of bridge %s: %w", spec.Name, err)
+	}
 	for _, a := range spec.Addrs {
 		if err := h.h.AddrReplace(br, toAddr(a)); err != nil {
 			h.h.LinkDel(br)
@@ -269,6 +304,11 @@ func (h *Host) RetireVeth(name string, index int) error {
 	}
 	if err := h.h.LinkSetGroup(l, int(h.Retired)); err != nil && !isNotFound(err) {
 		return fmt.Errorf("retire %s: %w", name, err)
+	}
+	select {
+	case h.unplug <- l.Attrs().Index:
+	default:
+		h.unplugIndex(l.Attrs().Index)
 	}
 	h.kickReaper()
 	return nil
