@@ -122,6 +122,9 @@ func (h *Host) StartDaemon(args ...string) *Daemon {
 	}
 	h.t.Cleanup(func() {
 		d.Stop()
+		if strings.Contains(d.Log(), "WARNING: DATA RACE") {
+			h.t.Errorf("berthd reported a data race")
+		}
 		if h.t.Failed() {
 			d.dumpLog()
 		}
