@@ -114,7 +114,7 @@ func TestTwoSandboxesOnOneNetworkTalkTCP(t *testing.T) {
 
 func hasDefaultVia(routes []netlink.Route, gw string) bool {
 	for _, r := range routes {
-		if (r.Dst == nil || r.Dst.String() == "0.0.0.0/0") && r.Gw.String() == gw {
+		if (r.Dst == nil || r.Dst.String() == "0.0.0.0/0" || r.Dst.String() == "::/0") && r.Gw.String() == gw {
 			return true
 		}
 	}
@@ -393,4 +393,40 @@ func mounted(path string) bool {
 		ok = ok || (len(f) > 4 && f[4] == path)
 	}
 	return ok
+}
+
+func TestDualStackNetworkGivesBothFamilies(t *testing.T) {
+	t.Parallel()
+	h := nettest.NewHost(t)
+	d := h.StartDaemon()
+	v6 := true
+	create(t, d, "dual", client.NetworkCreateOptions{EnableIPv6: &v6, IPAM: &network.IPAM{Config: []network.IPAMConfig{
+		{Subnet: netip.MustParsePrefix("10.60.0.0/24")},
+		{Subnet: netip.MustParsePrefix("fd00:60::/64")},
+	}}})
+	a, epA := attach(t, d, "a", "dual")
+	b, epB := attach(t, d, "b", "dual")
+	if epA.GlobalIPv6Address.String() != "fd00:60::2" || epA.GlobalIPv6PrefixLen != 64 || epA.IPv6Gateway.String() != "fd00:60::1" {
+		t.Fatalf("a's IPv6: %s/%d via %s", epA.GlobalIPv6Address, epA.GlobalIPv6PrefixLen, epA.IPv6Gateway)
+	}
+	if epB.GlobalIPv6Address.String() != "fd00:60::3" || epB.IPAddress.String() != "10.60.0.3" {
+		t.Fatalf("b got %s and %s", epB.IPAddress, epB.GlobalIPv6Address)
+	}
+	if got := hostAddrs(t, h, "br-"+inspect(t, d, "dual").ID[:12]); !slices.Equal(got, []string{"10.60.0.1/24"}) {
+		t.Errorf("bridge IPv4 addresses %v", got)
+	}
+	if got, _ := a.Addrs("eth0"); !slices.Contains(got, "fd00:60::2/64") || !slices.Contains(got, "10.60.0.2/24") {
+		t.Errorf("a's eth0 = %v", got)
+	}
+	routes, _ := a.Netlink.RouteList(nil, netlink.FAMILY_V6)
+	if !hasDefaultVia(routes, "fd00:60::1") {
+		t.Errorf("a has no IPv6 default route via fd00:60::1: %v", routes)
+	}
+	echoServer(t, b, "[::]:7000")
+	if err := roundTrip(a, "[fd00:60::3]:7000"); err != nil {
+		t.Errorf("a → b over IPv6: %v", err)
+	}
+	if err := roundTrip(a, "10.60.0.3:7000"); err != nil {
+		t.Errorf("a → b over IPv4: %v", err)
+	}
 }
