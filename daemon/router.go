@@ -93,39 +93,41 @@ type apiFunc func(w http.ResponseWriter, r *http.Request) error
 
 func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
-	handle := func(pattern string, fn apiFunc) {
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			start := time.Now()
-			if err := fn(w, r); err != nil {
-				status := writeError(w, err)
-				d.cfg.Log.Debug("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err, "took", time.Since(start))
-				return
-			}
-			d.cfg.Log.Debug("request", "method", r.Method, "path", r.URL.Path, "took", time.Since(start))
-		})
-	}
-	handle("GET /_ping", d.ping)
-	handle("HEAD /_ping", d.ping)
-	handle("GET /version", d.version)
-	handle("GET /info", d.info)
+	d.handle(mux, "GET /_ping", d.ping)
+	d.handle(mux, "HEAD /_ping", d.ping)
+	d.handle(mux, "GET /version", d.version)
+	d.handle(mux, "GET /info", d.info)
 
-	handle("GET /networks", d.listNetworks)
-	handle("GET /networks/{id}", d.inspectNetwork)
-	handle("POST /networks/create", d.createNetwork)
-	handle("DELETE /networks/{id}", d.deleteNetwork)
-	handle("POST /networks/prune", d.pruneNetworks)
+	d.handle(mux, "GET /networks", d.listNetworks)
+	d.handle(mux, "GET /networks/{id}", d.inspectNetwork)
+	d.handle(mux, "POST /networks/create", d.createNetwork)
+	d.handle(mux, "DELETE /networks/{id}", d.deleteNetwork)
+	d.handle(mux, "POST /networks/prune", d.pruneNetworks)
 
-	handle("GET /sandboxes", d.listSandboxes)
-	handle("POST /sandboxes/create", d.createSandbox)
-	handle("GET /sandboxes/{id}", d.inspectSandbox)
-	handle("DELETE /sandboxes/{id}", d.deleteSandbox)
-	handle("POST /sandboxes/{id}/connect", d.connectSandbox)
-	handle("POST /sandboxes/{id}/disconnect", d.disconnectSandbox)
+	d.handle(mux, "GET /sandboxes", d.listSandboxes)
+	d.handle(mux, "POST /sandboxes/create", d.createSandbox)
+	d.handle(mux, "GET /sandboxes/{id}", d.inspectSandbox)
+	d.handle(mux, "DELETE /sandboxes/{id}", d.deleteSandbox)
+	d.handle(mux, "POST /sandboxes/{id}/connect", d.connectSandbox)
+	d.handle(mux, "POST /sandboxes/{id}/disconnect", d.disconnectSandbox)
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.ErrNotFound.WithMessage("page not found"))
 	})
 	return withVersion(mux)
+}
+
+// handle registers fn for pattern, writing the error it returns.
+func (d *Daemon) handle(mux *http.ServeMux, pattern string, fn apiFunc) {
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		if err := fn(w, r); err != nil {
+			status := writeError(w, err)
+			d.cfg.Log.Debug("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err, "took", time.Since(start))
+			return
+		}
+		d.cfg.Log.Debug("request", "method", r.Method, "path", r.URL.Path, "took", time.Since(start))
+	})
 }
 
 // writeError answers {"message": ...} with the status of the error's class:
