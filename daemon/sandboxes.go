@@ -55,7 +55,7 @@ func (d *Daemon) createSandbox(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	sb, err := d.ctrl.CreateSandbox(req.Name, req.Key)
+	sb, err := d.ctrl.CreateSandbox(bnet.SandboxOptions{Name: req.Name, Key: req.Key})
 	if err != nil {
 		return err
 	}

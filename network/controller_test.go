@@ -53,7 +53,7 @@ func TestASlowKernelCallOnOneNetworkDoesNotStallAnother(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range []string{"a", "b", "c"} {
 		ns := nettest.NewNamespace(t, dir, name)
-		if _, err := c.CreateSandbox(name, ns.Path); err != nil {
+		if _, err := c.CreateSandbox(SandboxOptions{Name: name, Key: ns.Path}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -35,10 +35,24 @@ type EndpointDetail struct {
 	GatewayV6   netip.Addr
 }
 
-// CreateSandbox registers a sandbox: the namespace at key, or, when key is
-// empty, a new namespace berth creates and owns.
-func (c *Controller) CreateSandbox(name, key string) (Sandbox, error) {
-	rec := Sandbox{ID: newID(), Name: name, Key: key, External: key != "", Created: time.Now()}
+// SandboxOptions describe a new sandbox.
+type SandboxOptions struct {
+	// ID is chosen by the caller when set (a container's sandbox has the
+	// container's ID); otherwise berth makes one.
+	ID   string
+	Name string
+	// Key is the path of the caller's namespace; empty means berth creates
+	// a namespace and owns it.
+	Key string
+}
+
+// CreateSandbox registers a sandbox.
+func (c *Controller) CreateSandbox(opts SandboxOptions) (Sandbox, error) {
+	name, key := opts.Name, opts.Key
+	rec := Sandbox{ID: opts.ID, Name: name, Key: key, External: key != "", Created: time.Now()}
+	if rec.ID == "" {
+		rec.ID = newID()
+	}
 	if rec.Name == "" {
 		rec.Name = rec.ID[:12]
 	}
@@ -46,6 +60,10 @@ func (c *Controller) CreateSandbox(name, key string) (Sandbox, error) {
 		return Sandbox{}, err
 	}
 	c.mu.Lock()
+	if _, taken := c.sandboxes[rec.ID]; taken {
+		c.mu.Unlock()
+		return Sandbox{}, errdefs.ErrConflict.WithMessage(fmt.Sprintf("sandbox %s already exists", rec.ID))
+	}
 	if id, taken := c.sbNames[rec.Name]; taken {
 		c.mu.Unlock()
 		return Sandbox{}, errdefs.ErrConflict.WithMessage(fmt.Sprintf("sandbox name %q is already in use by sandbox %s", rec.Name, id))

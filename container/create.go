@@ -1,0 +1,266 @@
+package container
+
+import (
+	"crypto/rand"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+	ctypes "github.com/moby/moby/api/types/container"
+	ntypes "github.com/moby/moby/api/types/network"
+
+	"github.com/berth-net/berth/network"
+)
+
+// CreateOptions is a request for a new container: Docker's create request.
+type CreateOptions struct {
+	Name       string
+	Config     *ctypes.Config
+	Host       *ctypes.HostConfig
+	Networking *ntypes.NetworkingConfig
+}
+
+// Network modes other than a network's name.
+const (
+	modeHost      = "host"
+	modeNone      = "none"
+	modeBridge    = "bridge"
+	modeDefault   = "default"
+	modeContainer = "container:"
+)
+
+// ownsSandbox tells whether a container of this network mode has a network
+// namespace of its own.
+func ownsSandbox(mode ctypes.NetworkMode) bool {
+	return mode != modeHost && !strings.HasPrefix(string(mode), modeContainer)
+}
+
+// Create records a new container; nothing runs until Start.
+func (m *Manager) Create(opts CreateOptions) (Container, error) {
+	cfg := opts.Config
+	if cfg == nil || cfg.Image == "" {
+		return Container{}, errdefs.ErrInvalidArgument.WithMessage("no image given: a container needs an image")
+	}
+	host := opts.Host
+	if host == nil {
+		host = &ctypes.HostConfig{}
+	}
+	if cfg.Tty {
+		return Container{}, errdefs.ErrInvalidArgument.WithMessage("berth containers have no terminal support (-t); use -i for input")
+	}
+	imageID, imgCfg, err := m.cfg.Images.Resolve(cfg.Image)
+	if err != nil {
+		return Container{}, err
+	}
+	rec := Container{
+		ID: newID(), Created: time.Now().UTC(), Image: cfg.Image, ImageID: imageID,
+		Config: mergeConfig(cfg, imgCfg), Host: host,
+		State: State{Status: ctypes.StateCreated},
+	}
+	if len(rec.Config.Entrypoint)+len(rec.Config.Cmd) == 0 {
+		return Container{}, errdefs.ErrInvalidArgument.WithMessage("no command specified")
+	}
+	argv := append(slices.Clone(rec.Config.Entrypoint), rec.Config.Cmd...)
+	rec.Path, rec.Args = argv[0], argv[1:]
+	if err := m.checkNetworking(&rec, opts.Networking); err != nil {
+		return Container{}, err
+	}
+	if rec.Config.Hostname == "" && ownsSandbox(host.NetworkMode) {
+		rec.Config.Hostname = rec.ID[:12]
+	}
+
+	name := strings.TrimPrefix(opts.Name, "/")
+	if name != "" && !validName.MatchString(name) {
+		return Container{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", opts.Name))
+	}
+	m.mu.Lock()
+	if name == "" {
+		name = m.freeName()
+	}
+	if id, taken := m.byName[name]; taken {
+		m.mu.Unlock()
+		return Container{}, errdefs.ErrConflict.WithMessage(fmt.Sprintf(
+			"Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", name, id))
+	}
+	m.byName[name] = ""
+	m.mu.Unlock()
+	rec.Name = name
+
+	e := &entry{rec: rec, changed: make(chan struct{}), removed: make(chan struct{})}
+	err = os.MkdirAll(m.dir(rec.ID), 0o710)
+	if err == nil {
+		err = m.save(e)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		delete(m.byName, name)
+		os.RemoveAll(m.dir(rec.ID))
+		return Container{}, fmt.Errorf("record container: %w", err)
+	}
+	m.byID[rec.ID] = e
+	m.byName[name] = rec.ID
+	m.log.Info("container created", "id", rec.ID, "name", name, "image", rec.Image)
+	return rec, nil
+}
+
+// mergeConfig applies the image's defaults under the user's configuration.
+func mergeConfig(cfg, img *ctypes.Config) *ctypes.Config {
+	out := *cfg
+	out.Labels = maps.Clone(cfg.Labels)
+	if img == nil {
+		return &out
+	}
+	env := slices.Clone(img.Env)
+	for _, kv := range cfg.Env {
+		key, _, _ := strings.Cut(kv, "=")
+		env = slices.DeleteFunc(env, func(e string) bool { k, _, _ := strings.Cut(e, "="); return k == key })
+		env = append(env, kv)
+	}
+	out.Env = env
+	if len(cfg.Entrypoint) == 0 {
+		out.Entrypoint = img.Entrypoint
+		if len(cfg.Cmd) == 0 {
+			out.Cmd = img.Cmd
+		}
+	}
+	if out.WorkingDir == "" {
+		out.WorkingDir = img.WorkingDir
+	}
+	if out.User == "" {
+		out.User = img.User
+	}
+	if out.StopSignal == "" {
+		out.StopSignal = img.StopSignal
+	}
+	if len(img.ExposedPorts) > 0 {
+		ports := maps.Clone(img.ExposedPorts)
+		maps.Copy(ports, cfg.ExposedPorts)
+		out.ExposedPorts = ports
+	}
+	return &out
+}
+
+// checkNetworking validates the network mode and endpoint settings as
+// Docker does at create, and fills rec.Networks.
+func (m *Manager) checkNetworking(rec *Container, nc *ntypes.NetworkingConfig) error {
+	mode := rec.Host.NetworkMode
+	if mode == "" || mode == modeDefault {
+		mode = modeBridge
+	}
+	rec.Host.NetworkMode = mode
+	var eps map[string]*ntypes.EndpointSettings
+	if nc != nil {
+		eps = nc.EndpointsConfig
+	}
+	conflict := func(what string) error {
+		return errdefs.ErrInvalidArgument.WithMessage("conflicting options: " + what)
+	}
+	switch {
+	case strings.HasPrefix(string(mode), modeContainer):
+		target := strings.TrimPrefix(string(mode), modeContainer)
+		if target == "" {
+			return errdefs.ErrInvalidArgument.WithMessage("invalid network mode: container: needs a container name or ID")
+		}
+		t, err := m.find(target)
+		if err != nil {
+			return err
+		}
+		rec.Host.NetworkMode = ctypes.NetworkMode(modeContainer + t.rec.ID)
+		switch {
+		case rec.Config.Hostname != "":
+			return conflict("hostname and the network mode")
+		case len(rec.Host.DNS) > 0:
+			return conflict("dns and the network mode")
+		case len(rec.Host.PortBindings) > 0 || rec.Host.PublishAllPorts:
+			return conflict("port publishing and the container type network mode")
+		case len(rec.Host.ExtraHosts) > 0:
+			return conflict("custom host-to-IP mapping and the network mode")
+		case len(eps) > 0:
+			return errdefs.ErrInvalidArgument.WithMessage("container sharing network namespace with another container or host cannot be connected to any other network")
+		}
+		return nil
+	case mode == modeHost:
+		if len(eps) > 1 {
+			return errdefs.ErrInvalidArgument.WithMessage("container cannot be disconnected from host network or connected to host network")
+		}
+		return nil
+	}
+	// Networks are recorded by name; the primary one, from the network
+	// mode, first.
+	primary, err := m.cfg.Networks.InspectNetwork(string(mode))
+	if err != nil {
+		return err
+	}
+	rec.Host.NetworkMode = ctypes.NetworkMode(primary.Name)
+	if primary.Driver == "host" {
+		rec.Host.NetworkMode = modeHost
+		return nil
+	}
+	order := []string{primary.Name}
+	settings := map[string]*ntypes.EndpointSettings{primary.Name: eps[string(mode)]}
+	for _, term := range slices.Sorted(maps.Keys(eps)) {
+		n, err := m.cfg.Networks.InspectNetwork(term)
+		if err != nil {
+			return err
+		}
+		if _, dup := settings[n.Name]; !dup {
+			order = append(order, n.Name)
+			settings[n.Name] = eps[term]
+		}
+	}
+	mode = rec.Host.NetworkMode
+	if mode == modeNone && len(order) > 1 {
+		return errdefs.ErrInvalidArgument.WithMessage("container cannot be connected to multiple networks with one of the networks in private (none) mode")
+	}
+	for _, name := range order {
+		ep := settings[name]
+		if ep == nil {
+			ep = &ntypes.EndpointSettings{}
+		}
+		rec.Networks = append(rec.Networks, NetworkAttachment{Network: name, Config: ep.Copy()})
+	}
+	return nil
+}
+
+// endpointOptions turns Docker's endpoint settings into what the controller
+// takes.
+func endpointOptions(ep *ntypes.EndpointSettings) network.EndpointOptions {
+	var o network.EndpointOptions
+	if ep == nil {
+		return o
+	}
+	o.Aliases = ep.Aliases
+	if len(ep.MacAddress) > 0 {
+		o.MAC = ep.MacAddress.String()
+	}
+	if ep.IPAMConfig != nil {
+		o.IPv4, o.IPv6 = ep.IPAMConfig.IPv4Address, ep.IPAMConfig.IPv6Address
+	}
+	return o
+}
+
+var names = struct{ adjectives, nouns []string }{
+	adjectives: []string{"amber", "brave", "calm", "deft", "eager", "fair", "gentle", "hardy", "keen", "lucid", "merry", "nimble", "proud", "quiet", "rapid", "steady", "tidy", "vivid", "wise", "young"},
+	nouns:      []string{"anchor", "bollard", "buoy", "cleat", "dock", "ferry", "galley", "harbor", "jetty", "keel", "lighthouse", "mooring", "pier", "quay", "rudder", "schooner", "tug", "wharf", "yawl", "hull"},
+}
+
+// freeName makes a Docker-style adjective_noun name that is not taken.
+// Called with m.mu held.
+func (m *Manager) freeName() string {
+	for i := 0; ; i++ {
+		b := make([]byte, 2)
+		rand.Read(b)
+		name := names.adjectives[int(b[0])%len(names.adjectives)] + "_" + names.nouns[int(b[1])%len(names.nouns)]
+		if i > 10 {
+			name += fmt.Sprint(i)
+		}
+		if _, taken := m.byName[name]; !taken {
+			return name
+		}
+	}
+}

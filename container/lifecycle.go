@@ -1,0 +1,634 @@
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containerd/errdefs"
+	ctypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/sys/signal"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-net/berth/network"
+	"github.com/berth-net/berth/store"
+)
+
+// Start wires the container's networks and runs its process.
+func (m *Manager) Start(ctx context.Context, term string) error {
+	e, err := m.find(term)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch e.rec.State.Status {
+	case ctypes.StateRunning:
+		return errdefs.ErrNotModified.WithMessage("container already started")
+	case ctypes.StateRemoving, ctypes.StateDead:
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s is marked for removal and cannot be started", e.rec.ID))
+	}
+	if err := m.start(ctx, e); err != nil {
+		st := e.rec.State
+		st.Error = err.Error()
+		m.setState(e, st)
+		return err
+	}
+	return nil
+}
+
+// start runs the container; on failure it leaves nothing behind: no
+// namespace, no interface, no address, no mount, no runc state. Called with
+// e.mu held.
+func (m *Manager) start(ctx context.Context, e *entry) (err error) {
+	c := &e.rec
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	if err := os.MkdirAll(m.runDir(c.ID), 0o710); err != nil {
+		return err
+	}
+	netns, eps, err := m.attachNetworks(c)
+	if err != nil {
+		return err
+	}
+	if ownsSandbox(c.Host.NetworkMode) {
+		undo = append(undo, func() { m.releaseNetworks(c.ID) })
+	}
+	if err := m.writeFiles(c, eps); err != nil {
+		return err
+	}
+	rootfs, err := m.mountRootFS(c)
+	if err != nil {
+		return err
+	}
+	undo = append(undo, func() { m.unmountRootFS(c.ID) })
+	if err := m.writeBundle(c, rootfs, netns); err != nil {
+		return err
+	}
+	pid, err := m.spawnShim(c)
+	if err != nil {
+		return err
+	}
+	undo = append(undo, func() {
+		m.runc.kill(context.Background(), c.ID, syscall.SIGKILL, true)
+		m.runc.delete(context.Background(), c.ID)
+	})
+	for _, p := range e.pending {
+		m.connectAttach(c.ID, p)
+	}
+	e.pending = nil
+	if err := m.runc.start(ctx, c.ID); err != nil {
+		return err
+	}
+	if err := m.setState(e, State{Status: ctypes.StateRunning, Pid: pid, StartedAt: time.Now().UTC()}); err != nil {
+		return err
+	}
+	m.log.Info("container started", "id", c.ID, "name", c.Name, "pid", pid)
+	go m.monitor(e)
+	return nil
+}
+
+// attachNetworks gives the container its network namespace: its own
+// sandbox connected to its networks, the one of the container it shares, or
+// none (host mode). It returns the namespace path and the endpoints.
+func (m *Manager) attachNetworks(c *Container) (string, []network.EndpointDetail, error) {
+	mode := string(c.Host.NetworkMode)
+	switch {
+	case mode == modeHost:
+		return "", nil, nil
+	case strings.HasPrefix(mode, modeContainer):
+		target, err := m.find(strings.TrimPrefix(mode, modeContainer))
+		if err != nil {
+			return "", nil, err
+		}
+		// Reading the target without its lock: its start and stop hold
+		// their own, and a stale answer only fails this start.
+		t := target.rec
+		if !t.State.Running() {
+			return "", nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot join network of a non running container: %s", t.ID))
+		}
+		if !ownsSandbox(t.Host.NetworkMode) {
+			return "", nil, nil
+		}
+		sb, err := m.cfg.Networks.InspectSandbox(t.ID)
+		if err != nil {
+			return "", nil, err
+		}
+		return sb.Key, sb.Endpoints, nil
+	}
+	sb, err := m.cfg.Networks.CreateSandbox(network.SandboxOptions{ID: c.ID, Name: c.Name})
+	if err != nil {
+		return "", nil, err
+	}
+	var eps []network.EndpointDetail
+	for _, att := range c.Networks {
+		ep, err := m.cfg.Networks.Connect(c.ID, att.Network, endpointOptions(att.Config))
+		if err != nil {
+			m.releaseNetworks(c.ID)
+			return "", nil, err
+		}
+		eps = append(eps, ep)
+	}
+	return sb.Key, eps, nil
+}
+
+// releaseNetworks gives back the container's sandbox: its interfaces go,
+// its addresses return to the pools.
+func (m *Manager) releaseNetworks(id string) {
+	if err := m.cfg.Networks.DeleteSandbox(id); err != nil && !errdefs.IsNotFound(err) {
+		m.log.Warn("release the container's networks", "id", id, "err", err)
+	}
+}
+
+// writeFiles writes the container's hostname, hosts and resolv.conf.
+func (m *Manager) writeFiles(c *Container, eps []network.EndpointDetail) error {
+	mode := string(c.Host.NetworkMode)
+	if strings.HasPrefix(mode, modeContainer) {
+		// The files are the shared container's own.
+		return nil
+	}
+	hostname := c.Config.Hostname
+	hosts := ""
+	if mode == modeHost {
+		hostname, _ = os.Hostname()
+		b, _ := os.ReadFile("/etc/hosts")
+		hosts = string(b)
+	} else {
+		hosts = hostsFile(hostname, c.Config.Domainname, c.Host.ExtraHosts, eps)
+	}
+	servers, search, options := hostResolvers("/etc/resolv.conf")
+	if len(m.cfg.Resolvers) > 0 {
+		servers = m.cfg.Resolvers
+	}
+	var dns []string
+	for _, a := range c.Host.DNS {
+		dns = append(dns, a.String())
+	}
+	resolv := resolvFile(servers, search, options, dns, c.Host.DNSSearch, c.Host.DNSOptions)
+	for path, content := range map[string]string{
+		m.hostnamePath(c.ID): hostname + "\n", m.hostsPath(c.ID): hosts, m.resolvPath(c.ID): resolv,
+	} {
+		if err := writeFile(path, content); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// filesOf is where a container's /etc files come from: its own, or those of
+// the container whose network it shares.
+func (m *Manager) filesOf(c *Container) string {
+	mode := string(c.Host.NetworkMode)
+	if strings.HasPrefix(mode, modeContainer) {
+		return strings.TrimPrefix(mode, modeContainer)
+	}
+	return c.ID
+}
+
+// writeBundle writes the OCI bundle's config.json.
+func (m *Manager) writeBundle(c *Container, rootfs, netns string) error {
+	uid, gid, err := lookupUser(rootfs, c.Config.User)
+	if err != nil {
+		return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+	}
+	env := c.Config.Env
+	if !hasEnv(env, "PATH") {
+		env = append(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	}
+	if !hasEnv(env, "HOSTNAME") && c.Config.Hostname != "" {
+		env = append(env, "HOSTNAME="+c.Config.Hostname)
+	}
+	cwd := c.Config.WorkingDir
+	if cwd == "" {
+		cwd = "/"
+	}
+	filesID := m.filesOf(c)
+	spec := buildSpec(specInput{
+		Args: append([]string{c.Path}, c.Args...), Env: env, Cwd: cwd,
+		Hostname: c.Config.Hostname, RootFS: rootfs, NetNS: netns,
+		CgroupsPath: filepath.Join(m.cfg.CgroupParent, c.ID),
+		Files: map[string]string{
+			"/etc/hosts": m.hostsPath(filesID), "/etc/resolv.conf": m.resolvPath(filesID), "/etc/hostname": m.hostnamePath(filesID),
+		},
+	})
+	spec.Process.User = specs.User{UID: uid, GID: gid}
+	if string(c.Host.NetworkMode) == modeHost {
+		// Host mode shares the host's UTS namespace, so no hostname.
+		spec.Hostname = ""
+		spec.Linux.Namespaces = withoutNamespace(spec.Linux.Namespaces, specs.UTSNamespace)
+	}
+	b, err := json.MarshalIndent(spec, "", "\t")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(m.runDir(c.ID), "config.json"), b, 0o600)
+}
+
+func withoutNamespace(nss []specs.LinuxNamespace, t specs.LinuxNamespaceType) []specs.LinuxNamespace {
+	var out []specs.LinuxNamespace
+	for _, ns := range nss {
+		if ns.Type != t {
+			out = append(out, ns)
+		}
+	}
+	return out
+}
+
+func hasEnv(env []string, key string) bool {
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k == key {
+			return true
+		}
+	}
+	return false
+}
+
+// Paths of the shim's files in the container's run-time directory.
+func (m *Manager) shimSocket(id string) string { return filepath.Join(m.runDir(id), "shim.sock") }
+func (m *Manager) exitFile(id string) string   { return filepath.Join(m.runDir(id), "exit.json") }
+func (m *Manager) pidFile(id string) string    { return filepath.Join(m.runDir(id), "init.pid") }
+
+// spawnShim starts the container's shim, which runs `runc create`, and
+// returns the container's pid once it is created.
+func (m *Manager) spawnShim(c *Container) (int, error) {
+	os.Remove(m.exitFile(c.ID))
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer readyR.Close()
+	args := []string{"shim", "--id", c.ID, "--bundle", m.runDir(c.ID), "--runc", m.runc.bin, "--runc-root", m.runc.root,
+		"--log", m.LogPath(c.ID), "--socket", m.shimSocket(c.ID), "--exit-file", m.exitFile(c.ID), "--pid-file", m.pidFile(c.ID)}
+	if c.Config.OpenStdin {
+		args = append(args, "--stdin")
+		if c.Config.StdinOnce {
+			args = append(args, "--stdin-once")
+		}
+	}
+	cmd := exec.Command(m.cfg.Self, args...)
+	cmd.ExtraFiles = []*os.File{readyW}
+	// A session of its own: the shim must not die with berthd or get
+	// berthd's signals.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		readyW.Close()
+		return 0, fmt.Errorf("start the shim: %w", err)
+	}
+	readyW.Close()
+	go cmd.Wait()
+	var ready shimReady
+	if err := json.NewDecoder(readyR).Decode(&ready); err != nil {
+		return 0, fmt.Errorf("the shim ended before the container was created: %w", err)
+	}
+	if ready.Error != "" {
+		return 0, errors.New(ready.Error)
+	}
+	return ready.Pid, nil
+}
+
+// monitor waits for the container to end and records it.
+func (m *Manager) monitor(e *entry) {
+	id := e.rec.ID
+	st, err := shimClient{m.shimSocket(id)}.wait(context.Background())
+	if err != nil {
+		var ok bool
+		if st, ok = readExitFile(m.exitFile(id)); !ok {
+			st = ExitStatus{ExitCode: 255, FinishedAt: time.Now().UTC()}
+			m.log.Error("lost the container's shim", "id", id, "err", err)
+		}
+	}
+	m.exited(e, st)
+}
+
+// exited records the end of a container's process and releases what it
+// held while running. Like Docker, its endpoints go: addresses return to
+// the pools and come back (static ones as asked) on the next start.
+func (m *Manager) exited(e *entry, st ExitStatus) {
+	e.mu.Lock()
+	if e.rec.State.Status != ctypes.StateRunning {
+		e.mu.Unlock()
+		return
+	}
+	c := &e.rec
+	m.cleanupRuntime(c)
+	if err := m.setState(e, State{Status: ctypes.StateExited, ExitCode: st.ExitCode, StartedAt: c.State.StartedAt, FinishedAt: st.FinishedAt}); err != nil {
+		m.log.Error("record the container's exit", "id", c.ID, "err", err)
+	}
+	m.log.Info("container exited", "id", c.ID, "name", c.Name, "code", st.ExitCode)
+	autoRemove := c.Host.AutoRemove
+	e.mu.Unlock()
+	if autoRemove {
+		if err := m.Remove(context.Background(), e.rec.ID, true); err != nil && !errdefs.IsNotFound(err) {
+			m.log.Warn("auto-remove", "id", e.rec.ID, "err", err)
+		}
+	}
+}
+
+// cleanupRuntime removes a stopped container's runc state, mount and
+// sandbox.
+func (m *Manager) cleanupRuntime(c *Container) {
+	if err := m.runc.delete(context.Background(), c.ID); err != nil {
+		m.log.Warn("runc delete", "id", c.ID, "err", err)
+	}
+	if err := m.unmountRootFS(c.ID); err != nil {
+		m.log.Warn("unmount", "id", c.ID, "err", err)
+	}
+	if ownsSandbox(c.Host.NetworkMode) {
+		m.releaseNetworks(c.ID)
+	}
+}
+
+// Kill sends a signal to the container's processes.
+func (m *Manager) Kill(ctx context.Context, term, sig string) error {
+	e, err := m.find(term)
+	if err != nil {
+		return err
+	}
+	s := syscall.SIGKILL
+	if sig != "" {
+		if s, err = signal.ParseSignal(sig); err != nil {
+			return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.rec.State.Running() {
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("Container %s is not running", e.rec.ID))
+	}
+	return m.runc.kill(ctx, e.rec.ID, s, false)
+}
+
+// Stop sends the stop signal, waits up to timeout seconds (nil: the
+// container's own or 10) and then kills the container.
+func (m *Manager) Stop(ctx context.Context, term string, timeout *int, sig string) error {
+	e, err := m.find(term)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	if !e.rec.State.Running() {
+		e.mu.Unlock()
+		return errdefs.ErrNotModified.WithMessage("container already stopped")
+	}
+	c := e.rec
+	changed := e.changed
+	e.mu.Unlock()
+	if sig == "" {
+		sig = c.Config.StopSignal
+	}
+	s := syscall.SIGTERM
+	if sig != "" {
+		if s, err = signal.ParseSignal(sig); err != nil {
+			return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		}
+	}
+	wait := 10
+	if c.Config.StopTimeout != nil {
+		wait = *c.Config.StopTimeout
+	}
+	if timeout != nil {
+		wait = *timeout
+	}
+	if wait != 0 {
+		m.runc.kill(ctx, c.ID, s, false)
+	}
+	if wait < 0 || m.waitChange(ctx, changed, time.Duration(wait)*time.Second) {
+		if wait < 0 {
+			m.waitChange(ctx, changed, -1)
+		}
+		return nil
+	}
+	m.runc.kill(ctx, c.ID, syscall.SIGKILL, true)
+	if !m.waitChange(ctx, changed, 30*time.Second) {
+		return fmt.Errorf("container %s did not end after SIGKILL", c.ID)
+	}
+	return nil
+}
+
+// waitChange waits for changed to close, for at most d (d < 0: no limit).
+func (m *Manager) waitChange(ctx context.Context, changed chan struct{}, d time.Duration) bool {
+	var timeout <-chan time.Time
+	if d >= 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-changed:
+		return true
+	case <-timeout:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Restart stops the container if it runs and starts it again.
+func (m *Manager) Restart(ctx context.Context, term string, timeout *int, sig string) error {
+	if err := m.Stop(ctx, term, timeout, sig); err != nil && !errdefs.IsNotModified(err) {
+		return err
+	}
+	return m.Start(ctx, term)
+}
+
+// Wait blocks until the container meets the condition and returns its
+// exit code: not-running (the default), next-exit or removed.
+func (m *Manager) Wait(ctx context.Context, term string, cond ctypes.WaitCondition) (int, error) {
+	e, err := m.find(term)
+	if err != nil {
+		return 0, err
+	}
+	e.mu.Lock()
+	running := e.rec.State.Running()
+	changed := e.changed
+	e.mu.Unlock()
+	switch cond {
+	case "", ctypes.WaitConditionNotRunning:
+		if !running {
+			break
+		}
+		fallthrough
+	case ctypes.WaitConditionNextExit:
+		for {
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+			e.mu.Lock()
+			done := e.rec.State.Status == ctypes.StateExited
+			changed = e.changed
+			e.mu.Unlock()
+			if done {
+				break
+			}
+		}
+	case ctypes.WaitConditionRemoved:
+		select {
+		case <-e.removed:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	default:
+		return 0, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid condition: %q", cond))
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.rec.State.ExitCode, nil
+}
+
+// Remove deletes a stopped container; force kills a running one first.
+func (m *Manager) Remove(ctx context.Context, term string, force bool) error {
+	e, err := m.find(term)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	running := e.rec.State.Running()
+	e.mu.Unlock()
+	if running {
+		if !force {
+			return errdefs.ErrConflict.WithMessage(fmt.Sprintf(
+				"You cannot remove a running container %s. Stop the container before attempting removal or force remove", e.rec.ID))
+		}
+		zero := 0
+		if err := m.Stop(ctx, e.rec.ID, &zero, "KILL"); err != nil && !errdefs.IsNotModified(err) {
+			return err
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.rec.State.Status == ctypes.StateRemoving {
+		return nil
+	}
+	if e.rec.State.Running() {
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s started again while it was being removed", e.rec.ID))
+	}
+	e.rec.State.Status = ctypes.StateRemoving
+	if err := m.cfg.Store.Update(func(tx store.Tx) error { return tx.Delete(bucketContainers, e.rec.ID) }); err != nil {
+		e.rec.State.Status = ctypes.StateExited
+		return fmt.Errorf("remove container %s: %w", e.rec.ID, err)
+	}
+	m.runc.delete(ctx, e.rec.ID)
+	m.unmountRootFS(e.rec.ID)
+	os.RemoveAll(m.runDir(e.rec.ID))
+	os.RemoveAll(m.dir(e.rec.ID))
+	m.mu.Lock()
+	delete(m.byID, e.rec.ID)
+	delete(m.byName, e.rec.Name)
+	m.mu.Unlock()
+	close(e.removed)
+	close(e.changed)
+	e.changed = make(chan struct{})
+	for _, p := range e.pending {
+		p.conn.Close()
+	}
+	e.pending = nil
+	m.log.Info("container removed", "id", e.rec.ID, "name", e.rec.Name)
+	return nil
+}
+
+// restore adopts a container after berthd (re)starts: a live shim means the
+// container runs on; an exit file means it ended while berthd was away.
+func (m *Manager) restore(e *entry) {
+	c := &e.rec
+	conn, err := net.DialTimeout("unix", m.shimSocket(c.ID), time.Second)
+	if err == nil {
+		conn.Close()
+		if !c.State.Running() {
+			// Started, but the daemon died before it recorded so.
+			b, _ := os.ReadFile(m.pidFile(c.ID))
+			var pid int
+			fmt.Sscan(string(b), &pid)
+			c.State = State{Status: ctypes.StateRunning, Pid: pid, StartedAt: time.Now().UTC()}
+			m.save(e)
+		}
+		m.log.Info("adopted running container", "id", c.ID, "name", c.Name, "pid", c.State.Pid)
+		go m.monitor(e)
+		return
+	}
+	if c.State.Running() {
+		st, ok := readExitFile(m.exitFile(c.ID))
+		if !ok {
+			// Neither shim nor exit status: the host rebooted, or the shim
+			// was killed. Whatever runs of the container is beyond control.
+			m.runc.kill(context.Background(), c.ID, syscall.SIGKILL, true)
+			st = ExitStatus{ExitCode: 255, FinishedAt: time.Now().UTC()}
+		}
+		go m.exited(e, st)
+		return
+	}
+	// Not running: make sure nothing of a run is left.
+	m.cleanupRuntime(c)
+}
+
+// pendingAttach is a client attached before the container started.
+type pendingAttach struct {
+	conn                  io.ReadWriteCloser
+	stdin, stdout, stderr bool
+	done                  chan struct{}
+}
+
+// Attach connects a client's stream to the container: output as Docker's
+// multiplexed stream, input to its stdin. Attaching to a created container
+// waits for its start. It returns when the stream ends.
+func (m *Manager) Attach(ctx context.Context, term string, conn io.ReadWriteCloser, stdin, stdout, stderr bool) error {
+	e, err := m.find(term)
+	if err != nil {
+		return err
+	}
+	p := &pendingAttach{conn: conn, stdin: stdin, stdout: stdout, stderr: stderr, done: make(chan struct{})}
+	e.mu.Lock()
+	switch e.rec.State.Status {
+	case ctypes.StateRunning:
+		e.mu.Unlock()
+		m.connectAttach(e.rec.ID, p)
+	case ctypes.StateCreated, ctypes.StateExited:
+		e.pending = append(e.pending, p)
+		e.mu.Unlock()
+	default:
+		e.mu.Unlock()
+		return errdefs.ErrConflict.WithMessage("You cannot attach to a stopped container, start it first")
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+	case <-e.removed:
+	}
+	return nil
+}
+
+// connectAttach joins a client's stream to the shim's.
+func (m *Manager) connectAttach(id string, p *pendingAttach) {
+	sc, err := shimClient{m.shimSocket(id)}.dial(context.Background(), shimRequest{Op: "attach", Stdin: p.stdin, Stdout: p.stdout, Stderr: p.stderr})
+	if err != nil {
+		close(p.done)
+		return
+	}
+	go func() {
+		io.Copy(sc, p.conn)
+		if cw, ok := sc.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+	}()
+	go func() {
+		io.Copy(p.conn, sc)
+		sc.Close()
+		close(p.done)
+	}()
+}

@@ -1,0 +1,366 @@
+package container
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The shim is a small process per container, started by berthd as
+// `berthd shim …` in a session of its own. It runs `runc create` with pipes
+// for the container's stdio, is the subreaper that collects the container's
+// exit status, writes the container's output to its log and to attached
+// clients, and records the exit status in a file. Because it does not
+// depend on berthd, containers keep running, logging and being reaped while
+// berthd restarts.
+
+// shimRequest opens a conversation on the shim's socket.
+type shimRequest struct {
+	// Op is "attach" or "wait".
+	Op                    string
+	Stdin, Stdout, Stderr bool
+}
+
+// ExitStatus is how a container ended.
+type ExitStatus struct {
+	ExitCode   int
+	FinishedAt time.Time
+}
+
+// shimReady is the shim's first and only message on its ready pipe.
+type shimReady struct {
+	Pid   int    `json:",omitempty"`
+	Error string `json:",omitempty"`
+}
+
+// shimConfig are the shim's flags.
+type shimConfig struct {
+	id, bundle, runc, runcRoot, log, socket, exitFile, pidFile string
+	stdin, stdinOnce                                           bool
+}
+
+// RunShim is the shim's main; berthd calls it for `berthd shim`.
+func RunShim(args []string) int {
+	var c shimConfig
+	fs := flag.NewFlagSet("shim", flag.ContinueOnError)
+	fs.StringVar(&c.id, "id", "", "container ID")
+	fs.StringVar(&c.bundle, "bundle", "", "OCI bundle")
+	fs.StringVar(&c.runc, "runc", "runc", "runc binary")
+	fs.StringVar(&c.runcRoot, "runc-root", "", "runc state directory")
+	fs.StringVar(&c.log, "log", "", "container log")
+	fs.StringVar(&c.socket, "socket", "", "shim socket")
+	fs.StringVar(&c.exitFile, "exit-file", "", "where the exit status goes")
+	fs.StringVar(&c.pidFile, "pid-file", "", "container init pid file")
+	fs.BoolVar(&c.stdin, "stdin", false, "keep the container's stdin open for attach")
+	fs.BoolVar(&c.stdinOnce, "stdin-once", false, "close stdin when the first attached client's input ends")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ready := os.NewFile(3, "ready")
+	s, err := newShim(c)
+	if err != nil {
+		json.NewEncoder(ready).Encode(shimReady{Error: err.Error()})
+		return 1
+	}
+	json.NewEncoder(ready).Encode(shimReady{Pid: s.pid})
+	ready.Close()
+	s.serve()
+	return 0
+}
+
+type shim struct {
+	cfg      shimConfig
+	pid      int
+	listener net.Listener
+	logs     *logWriter
+	stdin    *os.File // write end of the container's stdin, nil without -i
+
+	mu        sync.Mutex
+	clients   map[*frameWriter]shimRequest
+	exit      *ExitStatus
+	exited    chan struct{}
+	stdinUsed bool
+	outputs   sync.WaitGroup
+}
+
+func newShim(c shimConfig) (*shim, error) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("become subreaper: %w", err)
+	}
+	logs, err := newLogWriter(c.log)
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(c.socket)
+	l, err := net.Listen("unix", c.socket)
+	if err != nil {
+		logs.close()
+		return nil, err
+	}
+	s := &shim{cfg: c, listener: l, logs: logs, clients: map[*frameWriter]shimRequest{}, exited: make(chan struct{})}
+	if err := s.create(); err != nil {
+		l.Close()
+		os.Remove(c.socket)
+		logs.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// create runs `runc create`, leaving the container waiting for
+// `runc start`, with its stdio on pipes the shim reads.
+func (s *shim) create() error {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	var inR *os.File
+	if s.cfg.stdin {
+		if inR, s.stdin, err = os.Pipe(); err != nil {
+			return err
+		}
+	} else if inR, err = os.Open(os.DevNull); err != nil {
+		return err
+	}
+	runcLog := s.cfg.bundle + "/runc.log"
+	cmd := exec.Command(s.cfg.runc, "--root", s.cfg.runcRoot, "--log", runcLog, "--log-format", "json",
+		"create", "--bundle", s.cfg.bundle, "--pid-file", s.cfg.pidFile, s.cfg.id)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+	runErr := cmd.Run()
+	inR.Close()
+	outW.Close()
+	errW.Close()
+	if runErr != nil {
+		outR.Close()
+		errR.Close()
+		return fmt.Errorf("%s", runcFailure(runcLog, runErr))
+	}
+	b, err := os.ReadFile(s.cfg.pidFile)
+	if err != nil {
+		return err
+	}
+	if s.pid, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+		return fmt.Errorf("bad pid file: %w", err)
+	}
+	s.outputs.Add(2)
+	go s.copyOutput("stdout", streamStdout, outR)
+	go s.copyOutput("stderr", streamStderr, errR)
+	return nil
+}
+
+// runcFailure digs runc's own error message out of its log.
+func runcFailure(logPath string, err error) string {
+	b, _ := os.ReadFile(logPath)
+	msg := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		var e struct{ Level, Msg string }
+		if json.Unmarshal([]byte(line), &e) == nil && (e.Level == "error" || e.Level == "fatal") {
+			msg = e.Msg
+		}
+	}
+	if msg == "" {
+		return fmt.Sprintf("runc create: %v", err)
+	}
+	return "runc create failed: " + msg
+}
+
+// copyOutput logs one of the container's streams and hands it to attached
+// clients that want it.
+func (s *shim) copyOutput(name string, stream byte, r *os.File) {
+	defer s.outputs.Done()
+	defer r.Close()
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			s.logs.write(name, buf[:n])
+			s.mu.Lock()
+			for fw, req := range s.clients {
+				if (stream == streamStdout && req.Stdout) || (stream == streamStderr && req.Stderr) {
+					if fw.writeFrame(stream, buf[:n]) != nil {
+						delete(s.clients, fw)
+					}
+				}
+			}
+			s.mu.Unlock()
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// serve answers clients until the container has exited, then records the
+// exit status and ends.
+func (s *shim) serve() {
+	go s.accept()
+	status := s.reap()
+	// The streams end when the last process holding them is gone.
+	s.outputs.Wait()
+	s.logs.close()
+	writeExitFile(s.cfg.exitFile, status)
+	s.mu.Lock()
+	s.exit = &status
+	close(s.exited)
+	s.mu.Unlock()
+	// Waiters were told; give them a moment to read before the socket goes.
+	time.Sleep(100 * time.Millisecond)
+	s.listener.Close()
+	os.Remove(s.cfg.socket)
+}
+
+// reap collects every child that ends (the shim is their subreaper) until
+// the container's init has ended, and returns how it ended.
+func (s *shim) reap() ExitStatus {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			// No children left: the init was reaped by someone else.
+			return ExitStatus{ExitCode: 255, FinishedAt: time.Now().UTC()}
+		}
+		if pid == s.pid {
+			return ExitStatus{ExitCode: exitCode(ws), FinishedAt: time.Now().UTC()}
+		}
+	}
+}
+
+// exitCode is Docker's exit code: the status, or 128 + the signal.
+func exitCode(ws unix.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+func writeExitFile(path string, st ExitStatus) {
+	b, _ := json.Marshal(st)
+	tmp := path + ".tmp"
+	if os.WriteFile(tmp, b, 0o644) == nil {
+		os.Rename(tmp, path)
+	}
+}
+
+// readExitFile returns the exit status a shim recorded, if any.
+func readExitFile(path string) (ExitStatus, bool) {
+	var st ExitStatus
+	b, err := os.ReadFile(path)
+	if err != nil || json.Unmarshal(b, &st) != nil {
+		return st, false
+	}
+	return st, true
+}
+
+func (s *shim) accept() {
+	for {
+		conn, err := s.listener.Accept()
+		if err != nil {
+			return
+		}
+		go s.handle(conn)
+	}
+}
+
+func (s *shim) handle(conn net.Conn) {
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	line, err := r.ReadBytes('\n')
+	if err != nil {
+		return
+	}
+	var req shimRequest
+	if json.Unmarshal(line, &req) != nil {
+		return
+	}
+	switch req.Op {
+	case "wait":
+		<-s.exited
+		json.NewEncoder(conn).Encode(s.exit)
+	case "attach":
+		s.attach(conn, r, req)
+	}
+}
+
+// attach streams the container's output to conn until the container ends,
+// and feeds conn's input to the container's stdin when asked.
+func (s *shim) attach(conn net.Conn, r *bufio.Reader, req shimRequest) {
+	fw := &frameWriter{w: conn}
+	s.mu.Lock()
+	if s.exit != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.clients[fw] = req
+	useStdin := req.Stdin && s.stdin != nil && !(s.cfg.stdinOnce && s.stdinUsed)
+	if useStdin {
+		s.stdinUsed = true
+	}
+	s.mu.Unlock()
+	if useStdin {
+		go func() {
+			io.Copy(s.stdin, r)
+			if s.cfg.stdinOnce {
+				s.stdin.Close()
+			}
+		}()
+	}
+	<-s.exited
+	s.outputs.Wait()
+	s.mu.Lock()
+	delete(s.clients, fw)
+	s.mu.Unlock()
+}
+
+// shimClient talks to a running shim.
+type shimClient struct{ socket string }
+
+func (c shimClient) dial(ctx context.Context, req shimRequest) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.socket)
+	if err != nil {
+		return nil, err
+	}
+	b, _ := json.Marshal(req)
+	if _, err := conn.Write(append(b, '\n')); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// wait blocks until the container ends and returns its exit status.
+func (c shimClient) wait(ctx context.Context) (ExitStatus, error) {
+	conn, err := c.dial(ctx, shimRequest{Op: "wait"})
+	if err != nil {
+		return ExitStatus{}, err
+	}
+	defer conn.Close()
+	go func() { <-ctx.Done(); conn.Close() }()
+	var st ExitStatus
+	if err := json.NewDecoder(conn).Decode(&st); err != nil {
+		return ExitStatus{}, errors.Join(errShimGone, err)
+	}
+	return st, nil
+}
+
+var errShimGone = errors.New("shim is gone")
