@@ -105,15 +105,20 @@ func (d *fakeDaemon) answerRaw(pattern string, body string) {
 	})
 }
 
-// fail registers a route that answers an error the way berthd does.
+// fail registers a route that always answers an error.
 func (d *fakeDaemon) fail(pattern string, status int, message string) {
-	d.answer(pattern, status, map[string]string{"message": message})
+	d.handle(pattern, func(w http.ResponseWriter, _ *http.Request) { writeError(w, status, message) })
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers an error the way berthd does.
+func writeError(w http.ResponseWriter, status int, message string) {
+	writeJSON(w, status, map[string]string{"message": message})
 }
 
 // calls returns the recorded requests to a path (without version prefix).

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"strings"
 
+	"github.com/berth-net/berth/api"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 )
@@ -34,8 +35,9 @@ type cli struct {
 
 	hostFlag string
 
-	docker *client.Client
-	raw    *rawClient
+	docker     *client.Client
+	berth      *api.Client
+	negotiated bool // berth speaks the API version docker agreed on
 }
 
 // clientVersion is berth's own version; release builds set it with
@@ -158,6 +160,13 @@ Run '{{.CommandPath}} COMMAND --help' for more information on a command.
 `
 
 const helpTemplate = `{{.UsageString}}`
+
+// commandGroup is a command that only groups others, such as "berth network".
+func commandGroup(c *cli, use, short string, subcommands ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short, Args: noArgs, RunE: showHelp(c)}
+	cmd.AddCommand(subcommands...)
+	return cmd
+}
 
 // showHelp is the action of commands that only group others: like docker, it
 // prints the help to stderr and succeeds.

@@ -2,10 +2,10 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"slices"
 	"sort"
 	"strconv"
@@ -18,20 +18,13 @@ import (
 )
 
 func newNetworkCommand(c *cli) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "network",
-		Short: "Manage networks",
-		Args:  noArgs,
-		RunE:  showHelp(c),
-	}
-	cmd.AddCommand(
+	return commandGroup(c, "network", "Manage networks",
 		newNetworkCreateCommand(c),
 		newNetworkInspectCommand(c),
 		newNetworkListCommand(c),
 		newNetworkPruneCommand(c),
 		newNetworkRemoveCommand(c),
 	)
-	return cmd
 }
 
 // ---- network ls
@@ -57,13 +50,7 @@ type networkRow struct {
 	trunc bool
 }
 
-func (r networkRow) ID() string {
-	if r.trunc {
-		return shortID(r.n.ID)
-	}
-	return r.n.ID
-}
-
+func (r networkRow) ID() string        { return listID(r.n.ID, r.trunc) }
 func (r networkRow) Name() string      { return r.n.Name }
 func (r networkRow) Driver() string    { return r.n.Driver }
 func (r networkRow) Scope() string     { return r.n.Scope }
@@ -88,10 +75,8 @@ func joinLabels(labels map[string]string) string {
 
 func newNetworkListCommand(c *cli) *cobra.Command {
 	var (
-		filter  filterValue
-		format  string
-		quiet   bool
-		noTrunc bool
+		filter filterValue
+		list   listFlags
 	)
 	cmd := &cobra.Command{
 		Use:     "ls [OPTIONS]",
@@ -112,28 +97,15 @@ func newNetworkListCommand(c *cli) *cobra.Command {
 			})
 			rows := make([]networkRow, len(res.Items))
 			for i, n := range res.Items {
-				rows[i] = networkRow{n: n, trunc: !noTrunc}
+				rows[i] = networkRow{n: n, trunc: !list.noTrunc}
 			}
-			return writeList(c.out, networkListing, format, quiet, rows)
+			return writeList(c.out, networkListing, list.format, list.quiet, rows)
 		},
 	}
-	flags := cmd.Flags()
-	flags.VarP(&filter, "filter", "f", `Provide filter values (e.g. "driver=bridge")`)
-	flags.StringVar(&format, "format", "", listFormatHelp)
-	flags.BoolVarP(&quiet, "quiet", "q", false, "Only display network IDs")
-	flags.BoolVar(&noTrunc, "no-trunc", false, "Do not truncate the output")
+	cmd.Flags().VarP(&filter, "filter", "f", `Provide filter values (e.g. "driver=bridge")`)
+	list.add(cmd, "network")
 	return cmd
 }
-
-const listFormatHelp = `Format output using a custom template:
-'table':            Print output in table format with column headers (default)
-'table TEMPLATE':   Print output in table format using the given Go template
-'json':             Print in JSON format
-'TEMPLATE':         Print output using the given Go template`
-
-const inspectFormatHelp = `Format output using a custom template:
-'json':             Print in JSON format
-'TEMPLATE':         Print output using the given Go template`
 
 // ---- network create
 
@@ -218,15 +190,13 @@ func newNetworkCreateCommand(c *cli) *cobra.Command {
 				req.ConfigFrom = &network.ConfigReference{Network: configFrom}
 			}
 
-			rc, err := c.rawClient()
+			bc, err := c.berthClient(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if req.CheckDuplicate, err = rc.versionBefore(cmd.Context(), "1.44"); err != nil {
-				return err
-			}
+			req.CheckDuplicate = versionLess(bc.Version(), "1.44")
 			var resp network.CreateResponse
-			if _, err := rc.call(cmd.Context(), "POST", "/networks/create", nil, req, &resp); err != nil {
+			if _, err := bc.Call(cmd.Context(), http.MethodPost, "/networks/create", nil, req, &resp); err != nil {
 				return err
 			}
 			if resp.Warning != "" {
@@ -291,74 +261,57 @@ func ipamConfigs(subnets, ranges, gateways []string, aux map[string]string) ([]i
 	}
 
 	for _, r := range ranges {
-		matched := false
-		for i := range configs {
-			ok, err := subnetHas(configs[i].Subnet, r, true)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				continue
-			}
-			if configs[i].IPRange != "" {
-				return nil, fmt.Errorf("cannot configure multiple ranges (%s, %s) on the same subnet (%s)", r, configs[i].IPRange, configs[i].Subnet)
-			}
-			configs[i].IPRange = r
-			matched = true
+		cfg, err := subnetFor(configs, r, true, "range")
+		if err != nil {
+			return nil, err
 		}
-		if !matched {
-			return nil, fmt.Errorf("no matching subnet for range %s", r)
+		if cfg.IPRange != "" {
+			return nil, fmt.Errorf("cannot configure multiple ranges (%s, %s) on the same subnet (%s)", r, cfg.IPRange, cfg.Subnet)
 		}
+		cfg.IPRange = r
 	}
-
 	for _, g := range gateways {
-		matched := false
-		for i := range configs {
-			ok, err := subnetHas(configs[i].Subnet, g, false)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				continue
-			}
-			if configs[i].Gateway != "" {
-				return nil, fmt.Errorf("cannot configure multiple gateways (%s, %s) for the same subnet (%s)", g, configs[i].Gateway, configs[i].Subnet)
-			}
-			configs[i].Gateway = g
-			matched = true
+		cfg, err := subnetFor(configs, g, false, "gateway")
+		if err != nil {
+			return nil, err
 		}
-		if !matched {
-			return nil, fmt.Errorf("no matching subnet for gateway %s", g)
+		if cfg.Gateway != "" {
+			return nil, fmt.Errorf("cannot configure multiple gateways (%s, %s) for the same subnet (%s)", g, cfg.Gateway, cfg.Subnet)
 		}
+		cfg.Gateway = g
 	}
-
 	names := make([]string, 0, len(aux))
 	for name := range aux {
 		names = append(names, name)
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		addr := aux[name]
-		matched := false
-		for i := range configs {
-			ok, err := subnetHas(configs[i].Subnet, addr, false)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				continue
-			}
-			if configs[i].AuxAddress == nil {
-				configs[i].AuxAddress = map[string]string{}
-			}
-			configs[i].AuxAddress[name] = addr
-			matched = true
+		cfg, err := subnetFor(configs, aux[name], false, "aux-address")
+		if err != nil {
+			return nil, err
 		}
-		if !matched {
-			return nil, fmt.Errorf("no matching subnet for aux-address %s", addr)
+		if cfg.AuxAddress == nil {
+			cfg.AuxAddress = map[string]string{}
 		}
+		cfg.AuxAddress[name] = aux[name]
 	}
 	return configs, nil
+}
+
+// subnetFor finds the config whose subnet holds value (an address, or a
+// CIDR when cidr is set); what is the flag, for the error when none does.
+// Subnets do not overlap, so one at most does.
+func subnetFor(configs []ipamConfigView, value string, cidr bool, what string) (*ipamConfigView, error) {
+	for i := range configs {
+		ok, err := subnetHas(configs[i].Subnet, value, cidr)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return &configs[i], nil
+		}
+	}
+	return nil, fmt.Errorf("no matching subnet for %s %s", what, value)
 }
 
 // subnetHas tells whether subnet contains the address of value, an address
@@ -450,43 +403,15 @@ func newNetworkInspectCommand(c *cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var failures []string
-			for _, name := range args {
+			return inspectEach[networkView](c, iw, "network", args, func(name string) ([]byte, error) {
 				res, err := dc.NetworkInspect(cmd.Context(), name, client.NetworkInspectOptions{Verbose: verbose})
-				if err != nil {
-					failures = append(failures, c.notFoundText(err, "network", name))
-					continue
-				}
-				var view networkView
-				if err := json.Unmarshal(res.Raw, &view); err != nil {
-					failures = append(failures, err.Error())
-					continue
-				}
-				if err := iw.add(view, res.Raw); err != nil {
-					failures = append(failures, err.Error())
-				}
-			}
-			if err := iw.flush(); err != nil {
-				return err
-			}
-			if len(failures) > 0 {
-				return statusError{status: strings.Join(failures, "\n"), code: 1}
-			}
-			return nil
+				return res.Raw, err
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", inspectFormatHelp)
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "Verbose output for diagnostics")
 	return cmd
-}
-
-// notFoundText words an error about one named object: docker's "No such"
-// for a 404, the daemon's message otherwise.
-func (c *cli) notFoundText(err error, kind, name string) string {
-	if isNotFound(err) {
-		return fmt.Sprintf("Error: No such %s: %s", kind, name)
-	}
-	return c.errorText(err)
 }
 
 // ---- network rm
@@ -503,22 +428,10 @@ func newNetworkRemoveCommand(c *cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			failed := false
-			for _, name := range args {
-				if _, err := dc.NetworkRemove(cmd.Context(), name, client.NetworkRemoveOptions{}); err != nil {
-					if force && isNotFound(err) {
-						continue
-					}
-					fmt.Fprintln(c.err, c.notFoundText(err, "network", name))
-					failed = true
-					continue
-				}
-				fmt.Fprintln(c.out, name)
-			}
-			if failed {
-				return statusError{code: 1}
-			}
-			return nil
+			return c.removeEach("network", args, force, func(name string) error {
+				_, err := dc.NetworkRemove(cmd.Context(), name, client.NetworkRemoveOptions{})
+				return err
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not error if the network does not exist")

@@ -1,10 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/netip"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,13 +17,7 @@ import (
 // own routes, which the Docker client has no methods for.
 
 func newSandboxCommand(c *cli) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "sandbox",
-		Short: "Manage sandboxes (network namespaces without a container)",
-		Args:  noArgs,
-		RunE:  showHelp(c),
-	}
-	cmd.AddCommand(
+	return commandGroup(c, "sandbox", "Manage sandboxes (network namespaces without a container)",
 		newSandboxConnectCommand(c),
 		newSandboxCreateCommand(c),
 		newSandboxDisconnectCommand(c),
@@ -32,15 +25,6 @@ func newSandboxCommand(c *cli) *cobra.Command {
 		newSandboxListCommand(c),
 		newSandboxRemoveCommand(c),
 	)
-	return cmd
-}
-
-func sandboxPath(idOrName string, action string) string {
-	p := "/sandboxes/" + url.PathEscape(idOrName)
-	if action != "" {
-		p += "/" + action
-	}
-	return p
 }
 
 // ---- sandbox create
@@ -52,12 +36,12 @@ func newSandboxCreateCommand(c *cli) *cobra.Command {
 		Short: "Create a sandbox",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rc, err := c.rawClient()
+			bc, err := c.berthClient(cmd.Context())
 			if err != nil {
 				return err
 			}
-			var resp api.SandboxCreateResponse
-			if _, err := rc.call(cmd.Context(), "POST", "/sandboxes/create", nil, req, &resp); err != nil {
+			resp, err := bc.CreateSandbox(cmd.Context(), req)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintln(c.out, resp.ID)
@@ -89,13 +73,7 @@ type sandboxRow struct {
 	trunc bool
 }
 
-func (r sandboxRow) ID() string {
-	if r.trunc {
-		return shortID(r.s.ID)
-	}
-	return r.s.ID
-}
-
+func (r sandboxRow) ID() string       { return listID(r.s.ID, r.trunc) }
 func (r sandboxRow) Name() string     { return r.s.Name }
 func (r sandboxRow) Key() string      { return r.s.Key }
 func (r sandboxRow) External() string { return strconv.FormatBool(r.s.External) }
@@ -113,23 +91,19 @@ func (r sandboxRow) Networks() string {
 func (r sandboxRow) MarshalJSON() ([]byte, error) { return marshalRow(r) }
 
 func newSandboxListCommand(c *cli) *cobra.Command {
-	var (
-		format  string
-		quiet   bool
-		noTrunc bool
-	)
+	var list listFlags
 	cmd := &cobra.Command{
 		Use:     "ls [OPTIONS]",
 		Aliases: []string{"list"},
 		Short:   "List sandboxes",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rc, err := c.rawClient()
+			bc, err := c.berthClient(cmd.Context())
 			if err != nil {
 				return err
 			}
-			var sandboxes []api.Sandbox
-			if _, err := rc.call(cmd.Context(), "GET", "/sandboxes", nil, nil, &sandboxes); err != nil {
+			sandboxes, err := bc.Sandboxes(cmd.Context())
+			if err != nil {
 				return err
 			}
 			sort.SliceStable(sandboxes, func(i, j int) bool {
@@ -140,14 +114,12 @@ func newSandboxListCommand(c *cli) *cobra.Command {
 			})
 			rows := make([]sandboxRow, len(sandboxes))
 			for i, s := range sandboxes {
-				rows[i] = sandboxRow{s: s, trunc: !noTrunc}
+				rows[i] = sandboxRow{s: s, trunc: !list.noTrunc}
 			}
-			return writeList(c.out, sandboxListing, format, quiet, rows)
+			return writeList(c.out, sandboxListing, list.format, list.quiet, rows)
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "", listFormatHelp)
-	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Only display sandbox IDs")
-	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "Do not truncate the output")
+	list.add(cmd, "sandbox")
 	return cmd
 }
 
@@ -197,33 +169,13 @@ func newSandboxInspectCommand(c *cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rc, err := c.rawClient()
+			bc, err := c.berthClient(cmd.Context())
 			if err != nil {
 				return err
 			}
-			var failures []string
-			for _, id := range args {
-				raw, err := rc.call(cmd.Context(), "GET", sandboxPath(id, ""), nil, nil, nil)
-				if err != nil {
-					failures = append(failures, c.notFoundText(err, "sandbox", id))
-					continue
-				}
-				var view sandboxView
-				if err := json.Unmarshal(raw, &view); err != nil {
-					failures = append(failures, fmt.Sprintf("decode sandbox %s: %v", id, err))
-					continue
-				}
-				if err := iw.add(view, raw); err != nil {
-					failures = append(failures, err.Error())
-				}
-			}
-			if err := iw.flush(); err != nil {
-				return err
-			}
-			if len(failures) > 0 {
-				return statusError{status: strings.Join(failures, "\n"), code: 1}
-			}
-			return nil
+			return inspectEach[sandboxView](c, iw, "sandbox", args, func(id string) ([]byte, error) {
+				return bc.Call(cmd.Context(), http.MethodGet, api.SandboxPath(id), nil, nil, nil)
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", inspectFormatHelp)
@@ -257,12 +209,12 @@ func newSandboxConnectCommand(c *cli) *cobra.Command {
 					return err
 				}
 			}
-			rc, err := c.rawClient()
+			bc, err := c.berthClient(cmd.Context())
 			if err != nil {
 				return err
 			}
 			req := api.SandboxConnectRequest{Network: args[0], EndpointConfig: endpoint}
-			_, err = rc.call(cmd.Context(), "POST", sandboxPath(args[1], "connect"), nil, req, nil)
+			_, err = bc.ConnectSandbox(cmd.Context(), args[1], req)
 			return err
 		},
 	}
@@ -293,13 +245,12 @@ func newSandboxDisconnectCommand(c *cli) *cobra.Command {
 		Short: "Disconnect a sandbox from a network",
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rc, err := c.rawClient()
+			bc, err := c.berthClient(cmd.Context())
 			if err != nil {
 				return err
 			}
 			req := api.SandboxDisconnectRequest{Network: args[0], Force: force}
-			_, err = rc.call(cmd.Context(), "POST", sandboxPath(args[1], "disconnect"), nil, req, nil)
-			return err
+			return bc.DisconnectSandbox(cmd.Context(), args[1], req)
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the sandbox to disconnect from a network")
@@ -309,30 +260,19 @@ func newSandboxDisconnectCommand(c *cli) *cobra.Command {
 // ---- sandbox rm
 
 func newSandboxRemoveCommand(c *cli) *cobra.Command {
-	cmd := &cobra.Command{
+	return &cobra.Command{
 		Use:     "rm SANDBOX [SANDBOX...]",
 		Aliases: []string{"remove"},
 		Short:   "Remove one or more sandboxes",
 		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rc, err := c.rawClient()
+			bc, err := c.berthClient(cmd.Context())
 			if err != nil {
 				return err
 			}
-			failed := false
-			for _, id := range args {
-				if _, err := rc.call(cmd.Context(), "DELETE", sandboxPath(id, ""), nil, nil, nil); err != nil {
-					fmt.Fprintln(c.err, c.notFoundText(err, "sandbox", id))
-					failed = true
-					continue
-				}
-				fmt.Fprintln(c.out, id)
-			}
-			if failed {
-				return statusError{code: 1}
-			}
-			return nil
+			return c.removeEach("sandbox", args, false, func(id string) error {
+				return bc.RemoveSandbox(cmd.Context(), id)
+			})
 		},
 	}
-	return cmd
 }

@@ -62,7 +62,7 @@ func TestSandboxInspectPrintsJSONAndTemplates(t *testing.T) {
 	d := newFakeDaemon(t)
 	d.handle("GET /sandboxes/{id}", func(w http.ResponseWriter, r *http.Request) {
 		if r.PathValue("id") != "web" {
-			writeJSON(w, http.StatusNotFound, map[string]string{"message": "sandbox " + r.PathValue("id") + " not found"})
+			writeError(w, http.StatusNotFound, "sandbox "+r.PathValue("id")+" not found")
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -136,7 +136,7 @@ func TestSandboxRmPrintsRemovedAndReportsMissing(t *testing.T) {
 	d := newFakeDaemon(t)
 	d.handle("DELETE /sandboxes/{id}", func(w http.ResponseWriter, r *http.Request) {
 		if r.PathValue("id") == "nope" {
-			writeJSON(w, http.StatusNotFound, map[string]string{"message": "sandbox nope not found"})
+			writeError(w, http.StatusNotFound, "sandbox nope not found")
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)

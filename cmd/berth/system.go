@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"runtime"
 	"runtime/debug"
 	"sort"
@@ -86,16 +87,17 @@ func (c *cli) versionInfo(ctx context.Context) (versionInfo, error) {
 			}
 		}
 	}
-	rc, err := c.rawClient()
+	bc, err := c.berthClient(ctx)
 	if err != nil {
 		return info, err
 	}
-	var server system.VersionResponse
-	_, err = rc.call(ctx, "GET", "/version", nil, nil, &server)
-	if v := rc.docker.ClientVersion(); v != "" {
+	if v := bc.Version(); v != "" {
 		info.Client.APIVersion = v
 	}
-	if err != nil {
+	// Not through the Docker client: its answer leaves out the Go version,
+	// commit, build time and kernel that docker version prints.
+	var server system.VersionResponse
+	if _, err := bc.Call(ctx, http.MethodGet, "/version", nil, nil, &server); err != nil {
 		return info, err
 	}
 	server.BuildTime = ansiTime(server.BuildTime)
