@@ -135,7 +135,7 @@ func New(cfg Config) (*Manager, error) {
 		byName: map[string]string{},
 		execs:  map[string]*execEntry{},
 	}
-	for _, dir := range []string{m.runc.root, filepath.Join(cfg.Root, "containers"), filepath.Join(cfg.ExecRoot, "containers")} {
+	for _, dir := range []string{m.runc.root, filepath.Join(cfg.Root, "containers"), filepath.Join(cfg.ExecRoot, "containers"), filepath.Join(cfg.ExecRoot, "shim")} {
 		if err := os.MkdirAll(dir, 0o710); err != nil {
 			return nil, err
 		}

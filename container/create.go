@@ -149,6 +149,7 @@ func mergeConfig(cfg, img *ctypes.Config) *ctypes.Config {
 // Docker does at create, and fills rec.Networks.
 func (m *Manager) checkNetworking(rec *Container, nc *ntypes.NetworkingConfig) error {
 	mode := rec.Host.NetworkMode
+	asked := string(mode)
 	if mode == "" || mode == modeDefault {
 		mode = modeBridge
 	}
@@ -202,8 +203,12 @@ func (m *Manager) checkNetworking(rec *Container, nc *ntypes.NetworkingConfig) e
 		return nil
 	}
 	order := []string{primary.Name}
-	settings := map[string]*ntypes.EndpointSettings{primary.Name: eps[string(mode)]}
+	settings := map[string]*ntypes.EndpointSettings{primary.Name: eps[asked]}
 	for _, term := range slices.Sorted(maps.Keys(eps)) {
+		if term == asked || term == modeDefault && asked == "" {
+			settings[primary.Name] = eps[term]
+			continue
+		}
 		n, err := m.cfg.Networks.InspectNetwork(term)
 		if err != nil {
 			return err

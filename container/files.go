@@ -26,6 +26,13 @@ const hostsHeader = "127.0.0.1\tlocalhost\n" +
 	"ff02::1\tip6-allnodes\n" +
 	"ff02::2\tip6-allrouters\n"
 
+// FilePath is the file berth mounts at /etc/<name> (hosts, hostname,
+// resolv.conf) in a container: its own, or that of the container whose
+// network it shares.
+func (m *Manager) FilePath(c Container, name string) string {
+	return filepath.Join(m.runDir(m.filesOf(&c)), name)
+}
+
 // hostsFile is Docker's /etc/hosts: the localhost lines, --add-host entries,
 // then the container's own addresses with its hostname.
 func hostsFile(hostname, domain string, extra []string, eps []network.EndpointDetail) string {

@@ -259,9 +259,13 @@ func hasEnv(env []string, key string) bool {
 }
 
 // Paths of the shim's files in the container's run-time directory.
-func (m *Manager) shimSocket(id string) string { return filepath.Join(m.runDir(id), "shim.sock") }
-func (m *Manager) exitFile(id string) string   { return filepath.Join(m.runDir(id), "exit.json") }
-func (m *Manager) pidFile(id string) string    { return filepath.Join(m.runDir(id), "init.pid") }
+// The shim's socket sits apart from the run-time directory, whose path,
+// long with the full ID, would outgrow what a unix socket address holds.
+func (m *Manager) shimSocket(id string) string {
+	return filepath.Join(m.cfg.ExecRoot, "shim", id[:16]+".sock")
+}
+func (m *Manager) exitFile(id string) string { return filepath.Join(m.runDir(id), "exit.json") }
+func (m *Manager) pidFile(id string) string  { return filepath.Join(m.runDir(id), "init.pid") }
 
 // spawnShim starts the container's shim, which runs `runc create`, and
 // returns the container's pid once it is created.

@@ -175,8 +175,11 @@ func runcFailure(logPath string, err error) string {
 			msg = e.Msg
 		}
 	}
-	if msg == "" {
+	switch {
+	case msg == "":
 		return fmt.Sprintf("runc create: %v", err)
+	case strings.HasPrefix(msg, "runc create failed"):
+		return msg
 	}
 	return "runc create failed: " + msg
 }

@@ -42,12 +42,10 @@ func buildSpec(in specInput) *specs.Spec {
 	s := &specs.Spec{
 		Version: specVersion,
 		Process: &specs.Process{
-			Args:            in.Args,
-			Env:             in.Env,
-			Cwd:             in.Cwd,
-			Capabilities:    caps,
-			NoNewPrivileges: false,
-			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1048576, Soft: 1048576}},
+			Args:         in.Args,
+			Env:          in.Env,
+			Cwd:          in.Cwd,
+			Capabilities: caps,
 		},
 		Root:     &specs.Root{Path: in.RootFS},
 		Hostname: in.Hostname,

@@ -13,10 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-net/berth/container"
 	"github.com/berth-net/berth/driver"
 	"github.com/berth-net/berth/driver/bridge"
 	"github.com/berth-net/berth/driver/host"
 	"github.com/berth-net/berth/driver/null"
+	"github.com/berth-net/berth/image"
 	"github.com/berth-net/berth/ipam"
 	"github.com/berth-net/berth/netdev"
 	"github.com/berth-net/berth/network"
@@ -47,15 +49,17 @@ type Config struct {
 
 // Daemon is a running berthd.
 type Daemon struct {
-	cfg      Config
-	store    store.Store
-	host     *netdev.Host
-	ctrl     *network.Controller
-	server   *http.Server
-	listener net.Listener
-	socket   string
-	started  time.Time
-	id       string
+	cfg        Config
+	store      store.Store
+	host       *netdev.Host
+	ctrl       *network.Controller
+	images     *image.Store
+	containers *container.Manager
+	server     *http.Server
+	listener   net.Listener
+	socket     string
+	started    time.Time
+	id         string
 }
 
 // storeLockTimeout bounds the wait for the database: a second daemon on the
@@ -112,6 +116,19 @@ func New(cfg Config) (_ *Daemon, err error) {
 		DefaultBridge: cfg.BridgeName,
 		NamespaceDir:  filepath.Join(cfg.ExecRoot, "netns"),
 		Log:           cfg.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if d.images, err = image.NewStore(filepath.Join(cfg.Root, "images"), st); err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	d.containers, err = container.New(container.Config{
+		Store: st, Networks: d.ctrl, Images: d.images, Root: cfg.Root, ExecRoot: cfg.ExecRoot, Self: self, Log: cfg.Log,
 	})
 	if err != nil {
 		return nil, err

@@ -111,6 +111,9 @@ func (d *Daemon) routes() http.Handler {
 	d.handle(mux, "POST /sandboxes/{id}/connect", d.connectSandbox)
 	d.handle(mux, "POST /sandboxes/{id}/disconnect", d.disconnectSandbox)
 
+	d.containerRoutes(mux)
+	d.imageRoutes(mux)
+
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.ErrNotFound.WithMessage("page not found"))
 	})

@@ -177,10 +177,12 @@ func (n *Namespace) InterfaceIndex(name string) (int, bool, error) {
 	return l.Attrs().Index, true, nil
 }
 
-// SetInterfaceDown takes an interface out of service; routes through it
-// vanish with it. index may be 0 when unknown. A missing interface is not an
-// error.
-func (n *Namespace) SetInterfaceDown(name string, index int) error {
+// RetireInterface takes an interface out of service: down, so nothing goes
+// through it and its routes vanish, and without its addresses, so nothing
+// in the namespace still shows them. Deleting it would make the caller wait
+// for the kernel's grace period; the device goes when its host end is
+// reaped. index may be 0 when unknown. A missing interface is not an error.
+func (n *Namespace) RetireInterface(name string, index int, addrs []netip.Prefix) error {
 	var l netlink.Link = &netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: name, Index: index}}
 	if index == 0 {
 		var err error
@@ -193,6 +195,11 @@ func (n *Namespace) SetInterfaceDown(name string, index int) error {
 	}
 	if err := n.h.LinkSetDown(l); err != nil && !isNotFound(err) {
 		return fmt.Errorf("set %s down: %w", name, err)
+	}
+	for _, a := range addrs {
+		if err := n.h.AddrDel(l, toAddr(a)); err != nil && !isNotFound(err) && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			return fmt.Errorf("remove %s from %s: %w", a, name, err)
+		}
 	}
 	return nil
 }

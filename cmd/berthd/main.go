@@ -14,11 +14,17 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-net/berth/container"
 	"github.com/berth-net/berth/daemon"
 	"github.com/berth-net/berth/ipam"
 )
 
 func main() {
+	// berthd is also each container's shim (see package container): the
+	// daemon starts itself as `berthd shim …`.
+	if len(os.Args) > 1 && os.Args[1] == "shim" {
+		os.Exit(container.RunShim(os.Args[2:]))
+	}
 	if err := newCommand().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "berthd:", err)
 		os.Exit(1)

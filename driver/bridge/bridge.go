@@ -240,7 +240,7 @@ func (d *Driver) Leave(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Names
 	delete(d.ports, ep.ID)
 	d.mu.Unlock()
 	if ns != nil {
-		if err := ns.SetInterfaceDown(ep.IfName, idx.peer); err != nil {
+		if err := ns.RetireInterface(ep.IfName, idx.peer, endpointAddrs(ep)); err != nil {
 			return err
 		}
 	} else if err := d.host.Retire(ep.HostIfName, false); err != nil {

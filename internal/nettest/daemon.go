@@ -122,6 +122,7 @@ func (h *Host) StartDaemon(args ...string) *Daemon {
 	}
 	h.t.Cleanup(func() {
 		d.Stop()
+		d.killContainers()
 		if strings.Contains(d.Log(), "WARNING: DATA RACE") {
 			h.t.Errorf("berthd reported a data race")
 		}
@@ -267,4 +268,18 @@ func (d *Daemon) Run(ctx context.Context, stdin string, name string, args ...str
 		return out.String(), errOut.String(), exit.ExitCode(), nil
 	}
 	return out.String(), errOut.String(), 0, err
+}
+
+// killContainers ends every container the daemon left running (containers
+// outlive berthd by design); their shims end with them.
+func (d *Daemon) killContainers() {
+	root := filepath.Join(d.ExecRoot, "runc")
+	out, err := exec.Command("runc", "--root", root, "list", "-q").Output()
+	if err != nil {
+		return
+	}
+	for _, id := range strings.Fields(string(out)) {
+		exec.Command("runc", "--root", root, "kill", "--all", id, "KILL").Run()
+		exec.Command("runc", "--root", root, "delete", "--force", id).Run()
+	}
 }
