@@ -13,7 +13,7 @@ BERTHD_FLAGS ?=
 BENCH     ?= .
 BENCHTIME ?= 200x
 
-.PHONY: all deps build run test unit bench clean
+.PHONY: all deps build run test unit bench image clean
 
 all: build
 
@@ -40,6 +40,17 @@ unit:
 
 bench: build
 	BERTHD=$(CURDIR)/bin/berthd $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -timeout 30m ./...
+
+# build/busybox.tar: a busybox root filesystem to import as an image
+# (`berth image import build/busybox.tar busybox`). Needs Debian's static
+# busybox, installed here when /bin/busybox is missing.
+image:
+	@if [ ! -x /bin/busybox ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then echo "image: /bin/busybox is missing; run as root to install busybox-static" >&2; exit 1; fi; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends busybox-static; \
+	fi
+	scripts/mkimage.sh build/busybox.tar
 
 clean:
 	rm -rf bin build

@@ -1,0 +1,200 @@
+package daemon
+
+import (
+	"fmt"
+	"net/http"
+	"path"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/distribution/reference"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	itypes "github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/jsonstream"
+)
+
+func (d *Daemon) imageRoutes(mux *http.ServeMux) {
+	d.handle(mux, "POST /images/create", d.createImage)
+	d.handle(mux, "GET /images/json", d.listImages)
+	// Names have slashes ("library/busybox"): the route takes the rest of
+	// the path.
+	d.handle(mux, "GET /images/{name...}", d.inspectImage)
+	d.handle(mux, "DELETE /images/{name...}", d.removeImage)
+}
+
+// createImage is `docker import`: the tar is the request body. Nothing is
+// written before the import ends, so its errors get their own status, as
+// with dockerd for fromSrc=-.
+func (d *Daemon) createImage(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	if from := q.Get("fromImage"); from != "" {
+		if tag := q.Get("tag"); tag != "" {
+			from += ":" + tag
+		}
+		if named, err := reference.ParseNormalizedNamed(from); err == nil {
+			from = reference.FamiliarString(named)
+		}
+		return errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf(
+			"cannot pull %s: berth has no registry; import a root filesystem tar instead (docker import FILE NAME, or berth image import FILE NAME)", from))
+	}
+	switch src := q.Get("fromSrc"); src {
+	case "-":
+	case "":
+		return errdefs.ErrInvalidArgument.WithMessage("fromSrc=- (the tar in the request body) or fromImage is required")
+	default:
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("cannot import from %s: berth imports only the request body (fromSrc=-)", src))
+	}
+	if p := q.Get("platform"); p != "" && p != "linux" && p != "linux/"+runtime.GOARCH {
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("cannot import for platform %s: berth runs linux/%s images", p, runtime.GOARCH))
+	}
+	ref := q.Get("repo")
+	if tag := q.Get("tag"); ref != "" && tag != "" {
+		named, err := reference.ParseNormalizedNamed(ref)
+		if err != nil {
+			return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		}
+		tagged, err := reference.WithTag(reference.TrimNamed(named), tag)
+		if err != nil {
+			return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		}
+		ref = reference.FamiliarString(tagged)
+	}
+	comment := q.Get("message")
+	if comment == "" {
+		comment = "Imported from -"
+	}
+	img, err := d.images.Import(r.Context(), r.Body, ref, comment, q["changes"])
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, jsonstream.Message{Status: img.ID})
+}
+
+func (d *Daemon) listImages(w http.ResponseWriter, r *http.Request) error {
+	f, err := parseFilters(r.URL.Query().Get("filters"), "before", "dangling", "label", "reference", "since", "until")
+	if err != nil {
+		return err
+	}
+	var dangling *bool
+	for _, v := range f["dangling"] {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid filter 'dangling=%s'", v))
+		}
+		dangling = &b
+	}
+	for _, pattern := range f["reference"] {
+		if _, err := path.Match(pattern, ""); err != nil {
+			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid filter 'reference=%s': %v", pattern, err))
+		}
+	}
+	// Created must fall in (after, before).
+	var after, before time.Time
+	for _, v := range f["since"] {
+		img, err := d.images.Get(v)
+		if err != nil {
+			return err
+		}
+		after = img.Created
+	}
+	for _, v := range f["before"] {
+		img, err := d.images.Get(v)
+		if err != nil {
+			return err
+		}
+		before = img.Created
+	}
+	for _, v := range f["until"] {
+		if before, err = parseUntil(v, time.Now()); err != nil {
+			return err
+		}
+	}
+	oldAPI := compareVersions(versionOf(r), "1.43") < 0
+	out := []itypes.Summary{}
+	for _, img := range d.images.List() {
+		tags := img.RepoTags
+		if patterns, ok := f["reference"]; ok {
+			tags = matchingTags(tags, patterns)
+			if len(tags) == 0 {
+				continue
+			}
+		}
+		if dangling != nil && (len(img.RepoTags) == 0) != *dangling ||
+			!f.labels("label", img.Config.Labels) ||
+			!after.IsZero() && !img.Created.After(after) || !before.IsZero() && !img.Created.Before(before) {
+			continue
+		}
+		s := itypes.Summary{
+			ID: img.ID, RepoTags: tags, RepoDigests: []string{}, Created: img.Created.Unix(),
+			Size: img.Size, SharedSize: -1, Labels: img.Config.Labels,
+			Containers: int64(len(d.containers.UsesImage(img.ID))),
+		}
+		if oldAPI && len(tags) == 0 {
+			s.RepoTags, s.RepoDigests = []string{"<none>:<none>"}, []string{"<none>@<none>"}
+		}
+		out = append(out, s)
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// matchingTags are the tags that a `reference` pattern matches, whole
+// ("busybox:1.*") or by name ("busy*").
+func matchingTags(tags, patterns []string) []string {
+	out := []string{}
+	for _, t := range tags {
+		name := t[:strings.LastIndex(t, ":")]
+		for _, p := range patterns {
+			whole, _ := path.Match(p, t)
+			byName, _ := path.Match(p, name)
+			if whole || byName {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func (d *Daemon) inspectImage(w http.ResponseWriter, r *http.Request) error {
+	name, ok := strings.CutSuffix(r.PathValue("name"), "/json")
+	if !ok {
+		return errdefs.ErrNotFound.WithMessage("page not found")
+	}
+	img, err := d.images.Get(name)
+	if err != nil {
+		return err
+	}
+	c := img.Config
+	cfg := &dockerspec.DockerOCIImageConfig{}
+	cfg.User, cfg.Env, cfg.Entrypoint, cfg.Cmd = c.User, c.Env, c.Entrypoint, c.Cmd
+	cfg.Volumes, cfg.WorkingDir, cfg.Labels, cfg.StopSignal = c.Volumes, c.WorkingDir, c.Labels, c.StopSignal
+	cfg.OnBuild, cfg.Shell = c.OnBuild, c.Shell
+	for p := range c.ExposedPorts {
+		if cfg.ExposedPorts == nil {
+			cfg.ExposedPorts = map[string]struct{}{}
+		}
+		cfg.ExposedPorts[p.String()] = struct{}{}
+	}
+	return writeJSON(w, http.StatusOK, itypes.InspectResponse{
+		ID: img.ID, RepoTags: img.RepoTags, RepoDigests: []string{}, Comment: img.Comment,
+		Created: img.Created.Format(time.RFC3339Nano), Config: cfg,
+		Architecture: img.Architecture, Os: img.OS, Size: img.Size,
+		RootFS:   itypes.RootFS{Type: "layers", Layers: img.DiffIDs},
+		Metadata: itypes.Metadata{LastTagTime: img.LastTagTime},
+	})
+}
+
+func (d *Daemon) removeImage(w http.ResponseWriter, r *http.Request) error {
+	removed, err := d.images.Remove(r.PathValue("name"), boolValue(r, "force"), d.containers.UsesImage)
+	if err != nil {
+		return err
+	}
+	out := make([]itypes.DeleteResponse, len(removed))
+	for i, rm := range removed {
+		out[i] = itypes.DeleteResponse{Untagged: rm.Untagged, Deleted: rm.Deleted}
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
