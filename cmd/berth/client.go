@@ -24,7 +24,7 @@ func (c *cli) host() string {
 	if c.hostFlag != "" {
 		return c.hostFlag
 	}
-	if h := c.getenv(hostEnv); h != "" {
+	if h, _ := c.lookupEnv(hostEnv); h != "" {
 		return h
 	}
 	return defaultHost

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -155,14 +156,21 @@ func (d *fakeDaemon) run(args ...string) result {
 }
 
 func (d *fakeDaemon) runWithInput(stdin string, args ...string) result {
-	return runBerth(stdin, map[string]string{hostEnv: d.host}, args...)
+	return d.runWithEnv(nil, stdin, args...)
+}
+
+// runWithEnv runs berth with env as its environment besides the host.
+func (d *fakeDaemon) runWithEnv(env map[string]string, stdin string, args ...string) result {
+	all := map[string]string{hostEnv: d.host}
+	maps.Copy(all, env)
+	return runBerth(stdin, all, args...)
 }
 
 // runBerth runs berth in-process with the given environment.
 func runBerth(stdin string, env map[string]string, args ...string) result {
 	var out, errOut bytes.Buffer
 	code := run(context.Background(), args, strings.NewReader(stdin), &out, &errOut,
-		func(k string) string { return env[k] })
+		func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	return result{stdout: out.String(), stderr: errOut.String(), code: code}
 }
 
@@ -179,6 +187,24 @@ func (r result) expect(t *testing.T, stdout, stderr string, code int) {
 	if r.code != code {
 		t.Errorf("exit code %d, want %d", r.code, code)
 	}
+}
+
+// jsonAt returns the JSON value at a path of object keys in body:
+// jsonAt(t, body, "HostConfig", "PortBindings").
+func jsonAt(t *testing.T, body []byte, keys ...string) []byte {
+	t.Helper()
+	v := json.RawMessage(body)
+	for _, k := range keys {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(v, &obj); err != nil {
+			t.Fatalf("%s of %s: %v", k, body, err)
+		}
+		var ok bool
+		if v, ok = obj[k]; !ok {
+			t.Fatalf("no %s in %s", k, v)
+		}
+	}
+	return v
 }
 
 // jsonEqual fails the test unless got and want are the same JSON value.

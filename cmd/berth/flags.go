@@ -55,18 +55,39 @@ func (v *mapValue) Set(s string) error {
 // get returns a copy that is never nil: docker sends {} for no values.
 func (v *mapValue) get() map[string]string { return maps.Clone(v.values) }
 
-// listValue collects a repeated flag's values in order.
+// listValue collects a repeated flag's values in order. With a check, each
+// value is checked, and may be rewritten, as it is set: a bad one is a flag
+// error, as docker makes it.
 type listValue struct {
 	values []string
+	check  func(string) (string, error)
 }
 
 func (v *listValue) String() string { return "" }
 func (v *listValue) Type() string   { return "list" }
 
 func (v *listValue) Set(s string) error {
+	if v.check != nil {
+		checked, err := v.check(s)
+		if err != nil {
+			return err
+		}
+		s = checked
+	}
 	v.values = append(v.values, s)
 	return nil
 }
+
+// typedString is a string flag whose help names its type as docker does
+// ("--network network").
+type typedString struct {
+	value *string
+	typ   string
+}
+
+func (v typedString) String() string     { return *v.value }
+func (v typedString) Type() string       { return v.typ }
+func (v typedString) Set(s string) error { *v.value = s; return nil }
 
 // keyValues turns "k=v" strings into a map; "k" alone maps to "".
 func keyValues(list []string) map[string]string {

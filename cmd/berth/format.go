@@ -7,7 +7,6 @@ import (
 	"io"
 	"reflect"
 	"strings"
-	"text/tabwriter"
 	"text/template"
 	"unicode"
 	"unicode/utf8"
@@ -15,9 +14,10 @@ import (
 
 // Output formats shared by all commands, with the docker CLI's conventions:
 //
-//   - list commands (network ls, sandbox ls, and later ps, image ls) take
+//   - list commands (network ls, sandbox ls, ps, image ls) take
 //     --format "table", "table TEMPLATE", "json" or a bare TEMPLATE; tables
-//     get a header row and tabwriter alignment, the rest one line per row;
+//     get a header row and columns aligned as docker aligns them, the rest
+//     one line per row;
 //   - inspect commands print the daemon's JSON as one array indented by four
 //     spaces, or one line per object with --format TEMPLATE.
 
@@ -146,17 +146,76 @@ func writeList[Row any](w io.Writer, l listing, format string, quiet bool, rows 
 		return err
 	}
 
-	tw := tabwriter.NewWriter(w, 10, 1, 3, ' ', 0)
+	var table bytes.Buffer
 	if head, err := parseTemplate(format, headerFuncs); err == nil {
 		// A header that cannot be rendered (a field no column names) is
 		// left as far as it got, as docker does; the rows decide success.
-		_ = head.Option("missingkey=zero").Execute(tw, l.header)
+		_ = head.Option("missingkey=zero").Execute(&table, l.header)
 	}
-	fmt.Fprintln(tw)
-	if _, err := body.WriteTo(tw); err != nil {
-		return err
+	table.WriteByte('\n')
+	body.WriteTo(&table)
+	return alignColumns(w, table.String())
+}
+
+// alignColumns lays out tab-separated cells as text/tabwriter does with
+// docker's settings (cells at least 10 wide, 3 spaces of padding), but
+// measures text in terminal columns, as docker's own tabwriter does: a
+// cell of wide characters takes the room it shows in. As in tabwriter, a
+// column is aligned over each run of lines that have a cell in it, and the
+// last cell of a line is not aligned.
+func alignColumns(w io.Writer, text string) error {
+	const minWidth, padding = 10, 3
+	var lines [][]string
+	for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		lines = append(lines, strings.Split(line, "\t"))
 	}
-	return tw.Flush()
+	var (
+		out    bytes.Buffer
+		widths []int // of the columns of the runs being laid out
+	)
+	writeLines := func(from, to int) {
+		for _, cells := range lines[from:to] {
+			for j, cell := range cells {
+				out.WriteString(cell)
+				if j < len(widths) {
+					out.WriteString(strings.Repeat(" ", widths[j]-textWidth(cell)))
+				}
+			}
+			out.WriteByte('\n')
+		}
+	}
+	var layout func(from, to int)
+	layout = func(from, to int) {
+		column := len(widths)
+		for this := from; this < to; this++ {
+			if column >= len(lines[this])-1 {
+				continue
+			}
+			writeLines(from, this)
+			from = this
+			width := minWidth
+			for ; this < to && column < len(lines[this])-1; this++ {
+				width = max(width, textWidth(lines[this][column])+padding)
+			}
+			widths = append(widths, width)
+			layout(from, this)
+			widths = widths[:len(widths)-1]
+			from = this
+		}
+		writeLines(from, to)
+	}
+	layout(0, len(lines))
+	_, err := out.WriteTo(w)
+	return err
+}
+
+// textWidth is how many terminal columns s takes.
+func textWidth(s string) int {
+	n := 0
+	for _, r := range s {
+		n += runeWidth(r)
+	}
+	return n
 }
 
 // marshalRow renders a row as the JSON object of its template fields: every
@@ -259,6 +318,54 @@ func (iw *inspectWriter) flush() error {
 	out.WriteByte('\n')
 	_, err := out.WriteTo(iw.w)
 	return err
+}
+
+// ellipsis cuts s to fit width terminal columns, the last of them "…".
+// East Asian wide characters take two columns, as docker counts them.
+func ellipsis(s string, width int) string {
+	runes := []rune(s)
+	total := 0
+	for _, r := range runes {
+		total += runeWidth(r)
+	}
+	if total <= width {
+		return s
+	}
+	used := 0
+	for i, r := range runes {
+		if used+runeWidth(r) > width-1 {
+			return string(runes[:i]) + "…"
+		}
+		used += runeWidth(r)
+	}
+	return s
+}
+
+// runeWidth is how many terminal columns r takes.
+func runeWidth(r rune) int {
+	switch {
+	case unicode.IsControl(r), unicode.In(r, unicode.Mn, unicode.Me):
+		return 0
+	case wideRune(r):
+		return 2
+	}
+	return 1
+}
+
+// wideRune tells the East Asian wide and fullwidth characters: CJK, kana,
+// Hangul, fullwidth forms and emoji.
+func wideRune(r rune) bool {
+	for _, span := range [...][2]rune{
+		{0x1100, 0x115F}, {0x2E80, 0x303E}, {0x3041, 0x33FF}, {0x3400, 0x4DBF},
+		{0x4E00, 0x9FFF}, {0xA000, 0xA4CF}, {0xAC00, 0xD7A3}, {0xF900, 0xFAFF},
+		{0xFE30, 0xFE4F}, {0xFF00, 0xFF60}, {0xFFE0, 0xFFE6}, {0x1F300, 0x1F64F},
+		{0x1F900, 0x1F9FF}, {0x20000, 0x2FFFD}, {0x30000, 0x3FFFD},
+	} {
+		if span[0] <= r && r <= span[1] {
+			return true
+		}
+	}
+	return false
 }
 
 // shortID is the 12-character form of an ID that docker prints in tables.

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"testing"
+	"text/tabwriter"
 )
 
 func TestNaturalLessSortsNumbersByValue(t *testing.T) {
@@ -58,5 +59,48 @@ func TestBinarySizeUsesFourSignificantDigits(t *testing.T) {
 		if got := binarySize(n); got != want {
 			t.Errorf("binarySize(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+func TestAlignColumnsLaysOutASCIIAsTabwriterDoes(t *testing.T) {
+	for _, text := range []string{
+		"NAME\tDRIVER\tSCOPE\nbridge\tbridge\tlocal\nf_auto1\tbridge\tlocal\n",
+		"A\tB\n\nlonger cell here\tb\tc\n",
+		"a\tb\tc\nx\ty\nlong long long\tz\t\n\t\t\n",
+		"only\none\ncolumn\n",
+		"h1\th2\th3\n",
+		"\n",
+	} {
+		var want bytes.Buffer
+		tw := tabwriter.NewWriter(&want, 10, 1, 3, ' ', 0)
+		tw.Write([]byte(text))
+		tw.Flush()
+		var got bytes.Buffer
+		if err := alignColumns(&got, text); err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want.String() {
+			t.Errorf("alignColumns(%q)\n= %q\ntabwriter gives\n  %q", text, got.String(), want.String())
+		}
+	}
+}
+
+func TestWideCharactersTakeTwoColumns(t *testing.T) {
+	// What the Docker 28.2 CLI printed for a command in Japanese.
+	if got := ellipsis("日本語のコマンドラインは長いですね本当に", 20); got != "日本語のコマンドラ…" {
+		t.Errorf("ellipsis = %q", got)
+	}
+	if got := ellipsis("sleep 100000 \"with space\"", 20); got != "sleep 100000 \"with …" {
+		t.Errorf("ellipsis = %q", got)
+	}
+	if got := ellipsis("exactly twenty chars", 20); got != "exactly twenty chars" {
+		t.Errorf("ellipsis = %q", got)
+	}
+	var out bytes.Buffer
+	if err := alignColumns(&out, "COMMAND\tCREATED\n\"日本語\"\t2 hours ago\n"); err != nil {
+		t.Fatal(err)
+	}
+	if want := "COMMAND    CREATED\n\"日本語\"   2 hours ago\n"; out.String() != want {
+		t.Errorf("table\n%q\nwant\n%q", out.String(), want)
 	}
 }

@@ -21,6 +21,23 @@ var commandGroups = []func(*cli) *cobra.Command{
 	newSandboxCommand,
 	newVersionCommand,
 	newInfoCommand,
+	newRunCommand,
+	newCreateCommand,
+	newStartCommand,
+	newStopCommand,
+	newKillCommand,
+	newRestartCommand,
+	newRemoveCommand,
+	newWaitCommand,
+	newPsCommand,
+	newInspectCommand,
+	newLogsCommand,
+	newExecCommand,
+	newPortCommand,
+	newImageCommand,
+	newImagesCommand,
+	newRmiCommand,
+	newImportCommand,
 }
 
 // cli is what every command shares: the streams it reads and writes and its
@@ -28,10 +45,10 @@ var commandGroups = []func(*cli) *cobra.Command{
 // after the global flags are parsed, so commands that fail early never dial.
 // Commands print to out and err, never to os.Stdout, so tests can run them.
 type cli struct {
-	in     io.Reader
-	out    io.Writer
-	err    io.Writer
-	getenv func(string) string
+	in        io.Reader
+	out       io.Writer
+	err       io.Writer
+	lookupEnv func(string) (string, bool)
 
 	hostFlag string
 
@@ -46,15 +63,15 @@ var clientVersion = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.LookupEnv)
 	stop()
 	os.Exit(code)
 }
 
 // run executes one berth command line and returns the process exit code.
 // Everything it touches comes in as arguments, so tests run it in-process.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	c := &cli{in: stdin, out: stdout, err: stderr, getenv: getenv}
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) int {
+	c := &cli{in: stdin, out: stdout, err: stderr, lookupEnv: lookupEnv}
 	defer c.close()
 
 	root := newRootCommand(c)
@@ -62,6 +79,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
+	}
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// Interrupted (^C): the shell's code for SIGINT, and no message,
+		// as a docker command killed by the signal would leave.
+		return 130
 	}
 	var se statusError
 	if errors.As(err, &se) {
@@ -215,6 +237,24 @@ func minArgs(n int) cobra.PositionalArgs {
 			return nil
 		}
 		return argsError(cmd, fmt.Sprintf("requires at least %d %s", n, plural("argument", n)))
+	}
+}
+
+func rangeArgs(lo, hi int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) >= lo && len(args) <= hi {
+			return nil
+		}
+		return argsError(cmd, fmt.Sprintf("requires at least %d and at most %d %s", lo, hi, plural("argument", hi)))
+	}
+}
+
+func maxArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) <= n {
+			return nil
+		}
+		return argsError(cmd, fmt.Sprintf("requires at most %d %s", n, plural("argument", n)))
 	}
 }
 

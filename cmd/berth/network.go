@@ -19,7 +19,9 @@ import (
 
 func newNetworkCommand(c *cli) *cobra.Command {
 	return commandGroup(c, "network", "Manage networks",
+		newNetworkConnectCommand(c),
 		newNetworkCreateCommand(c),
+		newNetworkDisconnectCommand(c),
 		newNetworkInspectCommand(c),
 		newNetworkListCommand(c),
 		newNetworkPruneCommand(c),
@@ -332,6 +334,70 @@ func subnetHas(subnet, value string, cidr bool) (bool, error) {
 		ip = net.ParseIP(value)
 	}
 	return sn.Contains(ip), nil
+}
+
+// ---- network connect / disconnect
+
+func newNetworkConnectCommand(c *cli) *cobra.Command {
+	var (
+		ipv4, ipv6          string
+		aliases, driverOpts []string
+		links               listValue
+	)
+	links.check = checkLink
+	cmd := &cobra.Command{
+		Use:   "connect [OPTIONS] NETWORK CONTAINER",
+		Short: "Connect a container to a network",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			endpoint := &network.EndpointSettings{Aliases: aliases, Links: links.values}
+			if len(driverOpts) > 0 {
+				endpoint.DriverOpts = keyValues(driverOpts)
+			}
+			if ipv4 != "" || ipv6 != "" {
+				endpoint.IPAMConfig = &network.EndpointIPAMConfig{}
+				var err error
+				if endpoint.IPAMConfig.IPv4Address, err = parseAddr(ipv4, "IPv4"); err != nil {
+					return err
+				}
+				if endpoint.IPAMConfig.IPv6Address, err = parseAddr(ipv6, "IPv6"); err != nil {
+					return err
+				}
+			}
+			dc, err := c.client()
+			if err != nil {
+				return err
+			}
+			_, err = dc.NetworkConnect(cmd.Context(), args[0], client.NetworkConnectOptions{Container: args[1], EndpointConfig: endpoint})
+			return err
+		},
+	}
+	flags := cmd.Flags()
+	flags.StringSliceVar(&aliases, "alias", nil, "Add network-scoped alias for the container")
+	flags.StringSliceVar(&driverOpts, "driver-opt", nil, "driver options for the network")
+	flags.StringVar(&ipv4, "ip", "", `IPv4 address (e.g., "172.30.100.104")`)
+	flags.StringVar(&ipv6, "ip6", "", `IPv6 address (e.g., "2001:db8::33")`)
+	flags.Var(&links, "link", "Add link to another container")
+	return cmd
+}
+
+func newNetworkDisconnectCommand(c *cli) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "disconnect [OPTIONS] NETWORK CONTAINER",
+		Short: "Disconnect a container from a network",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dc, err := c.client()
+			if err != nil {
+				return err
+			}
+			_, err = dc.NetworkDisconnect(cmd.Context(), args[0], client.NetworkDisconnectOptions{Container: args[1], Force: force})
+			return err
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the container to disconnect from a network")
+	return cmd
 }
 
 // ---- network inspect

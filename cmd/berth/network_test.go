@@ -445,3 +445,47 @@ func TestNetworkPrunePrintsNothingWhenNothingWasDeleted(t *testing.T) {
 	d.run("network", "prune", "--force").expect(t, "", "", 0)
 	d.onlyCall("POST", "/networks/prune")
 }
+
+func TestNetworkConnectSendsTheEndpointConfig(t *testing.T) {
+	d := newFakeDaemon(t)
+	d.handle("POST /networks/{id}/connect", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+
+	d.run("network", "connect", "--ip", "172.29.10.77", "--ip6", "fd00::77", "--alias", "db", "--alias", "cache",
+		"--link", "web:front", "--driver-opt", "k=v", "f_exp", "f_e5").expect(t, "", "", 0)
+	call := d.onlyCall("POST", "/networks/f_exp/connect")
+	jsonEqual(t, jsonAt(t, call.Body, "Container"), `"f_e5"`)
+	ep := jsonAt(t, call.Body, "EndpointConfig")
+	jsonEqual(t, jsonAt(t, ep, "IPAMConfig"), `{"IPv4Address": "172.29.10.77", "IPv6Address": "fd00::77"}`)
+	jsonEqual(t, jsonAt(t, ep, "Aliases"), `["db", "cache"]`)
+	jsonEqual(t, jsonAt(t, ep, "Links"), `["web:front"]`)
+	jsonEqual(t, jsonAt(t, ep, "DriverOpts"), `{"k": "v"}`)
+}
+
+func TestNetworkConnectPrintsDaemonRefusals(t *testing.T) {
+	// F4 of the Docker reference.
+	d := newFakeDaemon(t)
+	d.fail("POST /networks/{id}/connect", http.StatusBadRequest, "user specified IP address is supported on user defined networks only")
+
+	d.run("network", "connect", "--ip", "172.17.0.98", "bridge", "f_e3").expect(t, "",
+		"Error response from daemon: user specified IP address is supported on user defined networks only\n", 1)
+	d.run("network", "connect", "--ip", "172.17.0.300", "bridge", "f_e3").expect(t, "", "invalid IPv4 address: 172.17.0.300\n", 1)
+	if n := len(d.calls("POST", "/networks/bridge/connect")); n != 1 {
+		t.Errorf("connect sent %d times, want once", n)
+	}
+}
+
+func TestNetworkDisconnectSendsForce(t *testing.T) {
+	d := newFakeDaemon(t)
+	d.handle("POST /networks/{id}/disconnect", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("id") == "f_auto1" {
+			writeError(w, http.StatusNotFound, "container 0f768a80860a is not connected to network f_auto1")
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+
+	d.run("network", "disconnect", "-f", "f_exp", "f_e1").expect(t, "", "", 0)
+	jsonEqual(t, d.onlyCall("POST", "/networks/f_exp/disconnect").Body, `{"Container": "f_e1", "Force": true}`)
+	d.run("network", "disconnect", "f_auto1", "f_e2").expect(t, "",
+		"Error response from daemon: container 0f768a80860a is not connected to network f_auto1\n", 1)
+}
