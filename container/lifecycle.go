@@ -80,19 +80,20 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 	if err := m.writeBundle(c, rootfs, netns); err != nil {
 		return err
 	}
-	pid, err := m.spawnShim(c)
-	if err != nil {
+	if err := m.spawnShim(c); err != nil {
 		return err
 	}
 	undo = append(undo, func() {
 		m.runc.kill(context.Background(), c.ID, syscall.SIGKILL, true)
 		m.runc.delete(context.Background(), c.ID)
 	})
+	// Clients attached before the start get everything from the first byte.
 	for _, p := range e.pending {
 		m.connectAttach(c.ID, p)
 	}
 	e.pending = nil
-	if err := m.runc.start(ctx, c.ID); err != nil {
+	pid, err := shimClient{m.shimSocket(c.ID)}.start(ctx)
+	if err != nil {
 		return err
 	}
 	if err := m.setState(e, State{Status: ctypes.StateRunning, Pid: pid, StartedAt: time.Now().UTC()}); err != nil {
@@ -267,13 +268,12 @@ func (m *Manager) shimSocket(id string) string {
 func (m *Manager) exitFile(id string) string { return filepath.Join(m.runDir(id), "exit.json") }
 func (m *Manager) pidFile(id string) string  { return filepath.Join(m.runDir(id), "init.pid") }
 
-// spawnShim starts the container's shim, which runs `runc create`, and
-// returns the container's pid once it is created.
-func (m *Manager) spawnShim(c *Container) (int, error) {
+// spawnShim starts the container's shim and returns once it listens.
+func (m *Manager) spawnShim(c *Container) error {
 	os.Remove(m.exitFile(c.ID))
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer readyR.Close()
 	args := []string{"shim", "--id", c.ID, "--bundle", m.runDir(c.ID), "--runc", m.runc.bin, "--runc-root", m.runc.root,
@@ -291,18 +291,18 @@ func (m *Manager) spawnShim(c *Container) (int, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		readyW.Close()
-		return 0, fmt.Errorf("start the shim: %w", err)
+		return fmt.Errorf("start the shim: %w", err)
 	}
 	readyW.Close()
 	go cmd.Wait()
 	var ready shimReady
 	if err := json.NewDecoder(readyR).Decode(&ready); err != nil {
-		return 0, fmt.Errorf("the shim ended before the container was created: %w", err)
+		return fmt.Errorf("the shim ended before it was ready: %w", err)
 	}
 	if ready.Error != "" {
-		return 0, errors.New(ready.Error)
+		return errors.New(ready.Error)
 	}
-	return ready.Pid, nil
+	return nil
 }
 
 // monitor waits for the container to end and records it.

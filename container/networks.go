@@ -9,6 +9,7 @@ import (
 	ntypes "github.com/moby/moby/api/types/network"
 
 	"github.com/berth-net/berth/network"
+	"github.com/berth-net/berth/store"
 )
 
 // Connect attaches a container to one more network: at once when it runs,
@@ -43,16 +44,30 @@ func (m *Manager) Connect(term, netTerm string, cfg *ntypes.EndpointSettings) er
 	if cfg == nil {
 		cfg = &ntypes.EndpointSettings{}
 	}
-	if c.State.Running() {
-		if _, err := m.cfg.Networks.Connect(c.ID, n.Name, endpointOptions(cfg)); err != nil {
+	before := c.Networks
+	c.Networks = append(slices.Clip(c.Networks), NetworkAttachment{Network: n.Name, Config: cfg.Copy()})
+	if !c.State.Running() {
+		if err := m.save(e); err != nil {
+			c.Networks = before
 			return err
 		}
+		return nil
 	}
-	c.Networks = append(c.Networks, NetworkAttachment{Network: n.Name, Config: cfg.Copy()})
-	if err := m.save(e); err != nil {
+	opts := endpointOptions(cfg)
+	opts.Persist = m.persist(c)
+	if _, err := m.cfg.Networks.Connect(c.ID, n.Name, opts); err != nil {
+		// The record may have been written with the endpoint that then
+		// failed to wire: put it back as it was.
+		c.Networks = before
+		m.save(e)
 		return err
 	}
 	return m.refreshHosts(c)
+}
+
+// persist writes a container's record inside another store transaction.
+func (m *Manager) persist(c *Container) func(store.Tx) error {
+	return func(tx store.Tx) error { return store.PutJSON(tx, bucketContainers, c.ID, c) }
 }
 
 // Disconnect detaches a container from a network.
@@ -75,13 +90,15 @@ func (m *Manager) Disconnect(term, netTerm string) error {
 	if i < 0 {
 		return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("container %s is not connected to network %s", c.ID, netTerm))
 	}
+	before := c.Networks
+	c.Networks = slices.Delete(slices.Clone(c.Networks), i, i+1)
 	if c.State.Running() {
-		if err := m.cfg.Networks.Disconnect(c.ID, name); err != nil {
-			return err
-		}
+		err = m.cfg.Networks.Disconnect(c.ID, name, m.persist(c))
+	} else {
+		err = m.save(e)
 	}
-	c.Networks = slices.Delete(c.Networks, i, i+1)
-	if err := m.save(e); err != nil {
+	if err != nil {
+		c.Networks = before
 		return err
 	}
 	return m.refreshHosts(c)

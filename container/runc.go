@@ -43,8 +43,6 @@ type runcError struct{ op, msg string }
 
 func (e *runcError) Error() string { return fmt.Sprintf("runc %s: %s", e.op, e.msg) }
 
-func (r runc) start(ctx context.Context, id string) error { return r.run(ctx, "start", id) }
-
 func (r runc) kill(ctx context.Context, id string, sig syscall.Signal, all bool) error {
 	args := []string{"kill"}
 	if all {

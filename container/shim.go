@@ -20,16 +20,18 @@ import (
 )
 
 // The shim is a small process per container, started by berthd as
-// `berthd shim …` in a session of its own. It runs `runc create` with pipes
-// for the container's stdio, is the subreaper that collects the container's
-// exit status, writes the container's output to its log and to attached
-// clients, and records the exit status in a file. Because it does not
-// depend on berthd, containers keep running, logging and being reaped while
-// berthd restarts.
+// `berthd shim …` in a session of its own. It listens on its socket, and
+// when berthd has connected the clients attached before the start, it runs
+// `runc run --detach` (one runc process per start rather than create and
+// start) with pipes for the container's stdio. It is the subreaper that
+// collects the container's exit status, writes the container's output to
+// its log and to attached clients, and records the exit status in a file.
+// Because it does not depend on berthd, containers keep running, logging
+// and being reaped while berthd restarts.
 
 // shimRequest opens a conversation on the shim's socket.
 type shimRequest struct {
-	// Op is "attach" or "wait".
+	// Op is "start", "attach" or "wait".
 	Op                    string
 	Stdin, Stdout, Stderr bool
 }
@@ -40,7 +42,9 @@ type ExitStatus struct {
 	FinishedAt time.Time
 }
 
-// shimReady is the shim's first and only message on its ready pipe.
+// shimReady is the shim's answer: on its ready pipe once it listens (an
+// Error when it cannot), and to the start request (the container's Pid, or
+// the Error that stopped it).
 type shimReady struct {
 	Pid   int    `json:",omitempty"`
 	Error string `json:",omitempty"`
@@ -75,9 +79,11 @@ func RunShim(args []string) int {
 		json.NewEncoder(ready).Encode(shimReady{Error: err.Error()})
 		return 1
 	}
-	json.NewEncoder(ready).Encode(shimReady{Pid: s.pid})
+	json.NewEncoder(ready).Encode(shimReady{})
 	ready.Close()
-	s.serve()
+	if !s.serve() {
+		return 1
+	}
 	return 0
 }
 
@@ -88,7 +94,12 @@ type shim struct {
 	logs     *logWriter
 	stdin    *os.File // write end of the container's stdin, nil without -i
 
+	// The container's stdio, kept until the start hands them to runc.
+	stdio   [3]*os.File
+	started chan error
+
 	mu        sync.Mutex
+	startOnce sync.Once
 	clients   map[*frameWriter]shimRequest
 	exit      *ExitStatus
 	exited    chan struct{}
@@ -110,8 +121,8 @@ func newShim(c shimConfig) (*shim, error) {
 		logs.close()
 		return nil, err
 	}
-	s := &shim{cfg: c, listener: l, logs: logs, clients: map[*frameWriter]shimRequest{}, exited: make(chan struct{})}
-	if err := s.create(); err != nil {
+	s := &shim{cfg: c, listener: l, logs: logs, clients: map[*frameWriter]shimRequest{}, exited: make(chan struct{}), started: make(chan error, 1)}
+	if err := s.pipes(); err != nil {
 		l.Close()
 		os.Remove(c.socket)
 		logs.close()
@@ -120,9 +131,9 @@ func newShim(c shimConfig) (*shim, error) {
 	return s, nil
 }
 
-// create runs `runc create`, leaving the container waiting for
-// `runc start`, with its stdio on pipes the shim reads.
-func (s *shim) create() error {
+// pipes makes the container's stdio: pipes the shim reads for its output,
+// and for its input a pipe when it keeps stdin open, /dev/null otherwise.
+func (s *shim) pipes() error {
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return err
@@ -131,25 +142,32 @@ func (s *shim) create() error {
 	if err != nil {
 		return err
 	}
-	var inR *os.File
+	inR, err := os.Open(os.DevNull)
 	if s.cfg.stdin {
-		if inR, s.stdin, err = os.Pipe(); err != nil {
-			return err
-		}
-	} else if inR, err = os.Open(os.DevNull); err != nil {
+		inR, s.stdin, err = os.Pipe()
+	}
+	if err != nil {
 		return err
 	}
+	s.stdio = [3]*os.File{inR, outW, errW}
+	s.outputs.Add(2)
+	go s.copyOutput("stdout", streamStdout, outR)
+	go s.copyOutput("stderr", streamStderr, errR)
+	return nil
+}
+
+// start runs the container with `runc run --detach`; its init is then the
+// shim's to reap.
+func (s *shim) start() error {
 	runcLog := s.cfg.bundle + "/runc.log"
 	cmd := exec.Command(s.cfg.runc, "--root", s.cfg.runcRoot, "--log", runcLog, "--log-format", "json",
-		"create", "--bundle", s.cfg.bundle, "--pid-file", s.cfg.pidFile, s.cfg.id)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+		"run", "--detach", "--bundle", s.cfg.bundle, "--pid-file", s.cfg.pidFile, s.cfg.id)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.stdio[0], s.stdio[1], s.stdio[2]
 	runErr := cmd.Run()
-	inR.Close()
-	outW.Close()
-	errW.Close()
+	for _, f := range s.stdio {
+		f.Close()
+	}
 	if runErr != nil {
-		outR.Close()
-		errR.Close()
 		return fmt.Errorf("%s", runcFailure(runcLog, runErr))
 	}
 	b, err := os.ReadFile(s.cfg.pidFile)
@@ -159,9 +177,6 @@ func (s *shim) create() error {
 	if s.pid, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
 		return fmt.Errorf("bad pid file: %w", err)
 	}
-	s.outputs.Add(2)
-	go s.copyOutput("stdout", streamStdout, outR)
-	go s.copyOutput("stderr", streamStderr, errR)
 	return nil
 }
 
@@ -177,11 +192,11 @@ func runcFailure(logPath string, err error) string {
 	}
 	switch {
 	case msg == "":
-		return fmt.Sprintf("runc create: %v", err)
-	case strings.HasPrefix(msg, "runc create failed"):
+		return fmt.Sprintf("runc run: %v", err)
+	case strings.HasPrefix(msg, "runc run failed"):
 		return msg
 	}
-	return "runc create failed: " + msg
+	return "runc run failed: " + msg
 }
 
 // copyOutput logs one of the container's streams and hands it to attached
@@ -210,10 +225,25 @@ func (s *shim) copyOutput(name string, stream byte, r *os.File) {
 	}
 }
 
+// startTimeout bounds the wait for berthd's start request: a shim whose
+// daemon died before starting the container does not linger.
+const startTimeout = time.Minute
+
 // serve answers clients until the container has exited, then records the
-// exit status and ends.
-func (s *shim) serve() {
+// exit status and ends. It reports false when the container never started.
+func (s *shim) serve() bool {
 	go s.accept()
+	var err error
+	select {
+	case err = <-s.started:
+	case <-time.After(startTimeout):
+		err = errors.New("no start request")
+	}
+	if err != nil {
+		s.listener.Close()
+		os.Remove(s.cfg.socket)
+		return false
+	}
 	status := s.reap()
 	// The streams end when the last process holding them is gone.
 	s.outputs.Wait()
@@ -227,6 +257,7 @@ func (s *shim) serve() {
 	time.Sleep(100 * time.Millisecond)
 	s.listener.Close()
 	os.Remove(s.cfg.socket)
+	return true
 }
 
 // reap collects every child that ends (the shim is their subreaper) until
@@ -296,6 +327,23 @@ func (s *shim) handle(conn net.Conn) {
 		return
 	}
 	switch req.Op {
+	case "start":
+		// The container runs once per shim: only the first start counts.
+		ran := false
+		s.startOnce.Do(func() {
+			ran = true
+			err := s.start()
+			// The answer goes out before the shim may end on a failure.
+			answer := shimReady{Pid: s.pid}
+			if err != nil {
+				answer = shimReady{Error: err.Error()}
+			}
+			json.NewEncoder(conn).Encode(answer)
+			s.started <- err
+		})
+		if !ran {
+			json.NewEncoder(conn).Encode(shimReady{Error: "the container was already started"})
+		}
 	case "wait":
 		<-s.exited
 		json.NewEncoder(conn).Encode(s.exit)
@@ -349,6 +397,23 @@ func (c shimClient) dial(ctx context.Context, req shimRequest) (net.Conn, error)
 		return nil, err
 	}
 	return conn, nil
+}
+
+// start asks the shim to run the container and returns its pid.
+func (c shimClient) start(ctx context.Context) (int, error) {
+	conn, err := c.dial(ctx, shimRequest{Op: "start"})
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	var answer shimReady
+	if err := json.NewDecoder(conn).Decode(&answer); err != nil {
+		return 0, fmt.Errorf("the shim ended while starting the container: %w", err)
+	}
+	if answer.Error != "" {
+		return 0, errors.New(answer.Error)
+	}
+	return answer.Pid, nil
 }
 
 // wait blocks until the container ends and returns its exit status.

@@ -158,8 +158,9 @@ func (d *Daemon) listContainers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	all := boolValue(r, "all")
 	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	// As dockerd: a limit counts stopped containers too.
+	all := boolValue(r, "all") || limit > 0
 	out := []ctypes.Summary{}
 	for _, c := range d.containers.List() {
 		if !all && !c.State.Running() && len(f["status"]) == 0 {
@@ -210,17 +211,10 @@ func (d *Daemon) summary(c container.Container) ctypes.Summary {
 	return s
 }
 
-// commandLine is Docker's Command column: the arguments, quoted where
-// they have spaces.
+// commandLine is Docker's Command field: path and arguments joined by
+// spaces, as dockerd does (clients quote the whole for display).
 func commandLine(path string, args []string) string {
-	parts := []string{path}
-	for _, a := range args {
-		if strings.ContainsAny(a, " \t") {
-			a = strconv.Quote(a)
-		}
-		parts = append(parts, a)
-	}
-	return strings.Join(parts, " ")
+	return strings.Join(append([]string{path}, args...), " ")
 }
 
 // statusText is Docker's STATUS column.

@@ -121,7 +121,7 @@ func (d *Daemon) disconnectSandbox(w http.ResponseWriter, r *http.Request) error
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	if err := d.ctrl.Disconnect(r.PathValue("id"), req.Network); err != nil {
+	if err := d.ctrl.Disconnect(r.PathValue("id"), req.Network, nil); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)

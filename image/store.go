@@ -159,11 +159,13 @@ func NewStore(dir string, st store.Store) (*Store, error) {
 		return nil, err
 	}
 	for _, d := range dirs {
+		name := d.Name()
+		_, known := s.images[name]
 		// An image directory without a record was renamed into place by an
 		// import that crashed before recording it.
-		if _, known := s.images[d.Name()]; strings.HasPrefix(d.Name(), tmpPrefix) || hexID.MatchString(d.Name()) && !known {
-			if err := os.RemoveAll(filepath.Join(dir, d.Name())); err != nil {
-				return nil, fmt.Errorf("remove leftover of an interrupted import: %w", err)
+		if strings.HasPrefix(name, tmpPrefix) || fullID.MatchString(name) && !known {
+			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+				return nil, fmt.Errorf("remove what a crash left in %s: %w", dir, err)
 			}
 		}
 	}
@@ -171,7 +173,6 @@ func NewStore(dir string, st store.Store) (*Store, error) {
 }
 
 var (
-	hexID    = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	fullID   = regexp.MustCompile(`^(?:sha256:)?([0-9a-f]{64})$`)
 	idPrefix = regexp.MustCompile(`^(?:sha256:)?([0-9a-f]+)$`)
 )
@@ -305,14 +306,14 @@ func (s *Store) Remove(ref string, force bool, inUse func(id string) []string) (
 		if err == errChanged {
 			continue
 		}
-		if trash != "" {
-			os.RemoveAll(trash)
-		}
+		// What cannot be removed now is swept at the next start.
+		os.RemoveAll(trash)
 		return out, err
 	}
 }
 
-// errChanged: ref was retagged between looking at its users and removing it.
+// errChanged: what ref names changed between asking for its users and
+// removing it.
 var errChanged = errors.New("image changed")
 
 // remove does Remove's work on image hex, which ref named when users were
@@ -397,9 +398,7 @@ func (s *Store) Collect(inUse func(id string) []string) error {
 		if err != nil {
 			return err
 		}
-		if trash != "" {
-			os.RemoveAll(trash)
-		}
+		os.RemoveAll(trash)
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package network
 import (
 	"net/netip"
 	"time"
+
+	"github.com/berth-net/berth/store"
 )
 
 // Store buckets.
@@ -96,4 +98,8 @@ type EndpointOptions struct {
 	IPv6    netip.Addr
 	Aliases []string
 	MAC     string
+	// Persist, when set, writes the caller's own record of the change in
+	// the same store transaction as the endpoint: one transaction per
+	// operation, whichever layer owns the records.
+	Persist func(store.Tx) error
 }

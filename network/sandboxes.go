@@ -194,7 +194,7 @@ func (c *Controller) DeleteSandbox(term string) error {
 		return errSandboxNotFound(term)
 	}
 	for len(sb.endpoints) > 0 {
-		if err := c.leave(sb, sb.endpoints[len(sb.endpoints)-1], true); err != nil {
+		if err := c.leave(sb, sb.endpoints[len(sb.endpoints)-1], true, nil); err != nil {
 			return err
 		}
 	}
@@ -296,6 +296,11 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (*epS
 	if err := c.store.Update(func(tx store.Tx) error {
 		if err := store.PutJSON(tx, bucketEndpoints, ep.rec.ID, &ep.rec); err != nil {
 			return err
+		}
+		if opts.Persist != nil {
+			if err := opts.Persist(tx); err != nil {
+				return err
+			}
 		}
 		return store.PutJSON(tx, bucketSandboxes, next.ID, &next)
 	}); err != nil {
@@ -440,8 +445,9 @@ func (nw *netState) release(ep *epState) {
 	}
 }
 
-// Disconnect detaches a sandbox from a network.
-func (c *Controller) Disconnect(sbTerm, netTerm string) error {
+// Disconnect detaches a sandbox from a network. persist, when not nil,
+// writes the caller's record of the change in the same store transaction.
+func (c *Controller) Disconnect(sbTerm, netTerm string, persist func(store.Tx) error) error {
 	sb, err := c.sandbox(sbTerm)
 	if err != nil {
 		return err
@@ -457,7 +463,7 @@ func (c *Controller) Disconnect(sbTerm, netTerm string) error {
 	}
 	for _, ep := range sb.endpoints {
 		if ep.nw == nw {
-			return c.leave(sb, ep, false)
+			return c.leave(sb, ep, false, persist)
 		}
 	}
 	return errNotConnected(sb.rec.ID, nw.rec.Name)
@@ -466,11 +472,18 @@ func (c *Controller) Disconnect(sbTerm, netTerm string) error {
 // leave takes an endpoint out of service and forgets it. nsGoing says the
 // sandbox is going away, so its default route needs no care. Called with
 // sb.mu held.
-func (c *Controller) leave(sb *sbState, ep *epState, nsGoing bool) error {
+func (c *Controller) leave(sb *sbState, ep *epState, nsGoing bool, persist func(store.Tx) error) error {
 	if err := ep.nw.drv.Leave(ep.nw.dn, driverEndpoint(&ep.rec), sb.ns); err != nil {
 		return fmt.Errorf("detach %s from %s: %w", sb.rec.Name, ep.nw.rec.Name, err)
 	}
-	if err := c.store.Update(func(tx store.Tx) error { return tx.Delete(bucketEndpoints, ep.rec.ID) }); err != nil {
+	if err := c.store.Update(func(tx store.Tx) error {
+		if persist != nil {
+			if err := persist(tx); err != nil {
+				return err
+			}
+		}
+		return tx.Delete(bucketEndpoints, ep.rec.ID)
+	}); err != nil {
 		return fmt.Errorf("detach %s from %s: %w", sb.rec.Name, ep.nw.rec.Name, err)
 	}
 	ep.nw.unregister(ep)
