@@ -16,6 +16,7 @@ declare -A want=(
 	[gcc]=gcc
 	[ip]=iproute2
 	[nsenter]=util-linux
+	[runc]=runc
 )
 missing=()
 for cmd in "${!want[@]}"; do
