@@ -88,7 +88,10 @@ type Config struct {
 	CgroupParent string
 	// Resolvers are the host's nameservers for containers' resolv.conf.
 	Resolvers []string
-	Log       *slog.Logger
+	// Removed, when set, is called after a container is removed, however
+	// that happened (rm, or --rm when it ended).
+	Removed func()
+	Log     *slog.Logger
 }
 
 // Manager runs containers.

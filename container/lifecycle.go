@@ -151,7 +151,8 @@ func (m *Manager) attachNetworks(c *Container) (string, []network.EndpointDetail
 // releaseNetworks gives back the container's sandbox: its interfaces go,
 // its addresses return to the pools.
 func (m *Manager) releaseNetworks(id string) {
-	if err := m.cfg.Networks.DeleteSandbox(id); err != nil && !errdefs.IsNotFound(err) {
+	// Static addresses stay reserved for the container's next start.
+	if err := m.cfg.Networks.DeleteSandbox(id, true); err != nil && !errdefs.IsNotFound(err) {
 		m.log.Warn("release the container's networks", "id", id, "err", err)
 	}
 }
@@ -515,6 +516,14 @@ func (m *Manager) Remove(ctx context.Context, term string, force bool) error {
 			return err
 		}
 	}
+	gone := false
+	// After the container's lock is released: the callback looks at the
+	// other containers.
+	defer func() {
+		if gone && m.cfg.Removed != nil {
+			m.cfg.Removed()
+		}
+	}()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.rec.State.Status == ctypes.StateRemoving {
@@ -530,6 +539,9 @@ func (m *Manager) Remove(ctx context.Context, term string, force bool) error {
 	}
 	m.runc.delete(ctx, e.rec.ID)
 	m.unmountRootFS(e.rec.ID)
+	if err := m.cfg.Networks.ReleaseReservations(e.rec.ID); err != nil {
+		m.log.Warn("release reserved addresses", "id", e.rec.ID, "err", err)
+	}
 	os.RemoveAll(m.runDir(e.rec.ID))
 	os.RemoveAll(m.dir(e.rec.ID))
 	m.mu.Lock()
@@ -544,6 +556,7 @@ func (m *Manager) Remove(ctx context.Context, term string, force bool) error {
 	}
 	e.pending = nil
 	m.log.Info("container removed", "id", e.rec.ID, "name", e.rec.Name)
+	gone = true
 	return nil
 }
 

@@ -465,3 +465,11 @@ func (d *Daemon) disconnectContainer(w http.ResponseWriter, r *http.Request) err
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
+
+// collectImages deletes images removed by force while containers used
+// them, once none does.
+func (d *Daemon) collectImages() {
+	if err := d.images.Collect(d.containers.UsesImage); err != nil {
+		d.cfg.Log.Warn("delete unused removed images", "err", err)
+	}
+}

@@ -278,6 +278,48 @@ func TestStoppedContainerReleasesItsAddressAndGetsOneBackOnStart(t *testing.T) {
 	}
 }
 
+func TestStaticAddressIsKeptForAStoppedContainer(t *testing.T) {
+	t.Parallel()
+	_, d := containerHost(t)
+	create(t, d, "exp", client.NetworkCreateOptions{IPAM: &network.IPAM{Config: []network.IPAMConfig{{Subnet: netip.MustParsePrefix("172.29.20.0/29")}}}})
+	s := runContainer(t, d, spec{name: "cs", network: "exp", ip: "172.29.20.2", cmd: []string{"sleep", "1000"}})
+	zero := 0
+	if _, err := d.Client.ContainerStop(ctxT(t), s, client.ContainerStopOptions{Timeout: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	// While cs is stopped, .2 is neither handed out nor given to someone
+	// who asks for it.
+	other := runContainer(t, d, spec{name: "other", network: "exp", cmd: []string{"sleep", "1000"}})
+	if ip := inspectContainer(t, d, other).NetworkSettings.Networks["exp"].IPAddress.String(); ip != "172.29.20.3" {
+		t.Errorf("other got %s, want .3 (.2 is kept for cs)", ip)
+	}
+	_, err := d.Client.ContainerCreate(ctxT(t), client.ContainerCreateOptions{Name: "thief", Config: &ctypes.Config{Image: "busybox", Cmd: []string{"true"}},
+		HostConfig: &ctypes.HostConfig{NetworkMode: "exp"}, NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			"exp": {IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: netip.MustParseAddr("172.29.20.2")}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Client.ContainerStart(ctxT(t), "thief", client.ContainerStartOptions{}); err == nil || !strings.Contains(err.Error(), "Address already in use") {
+		t.Errorf("start of another container asking for cs's address: %v", err)
+	}
+	// It survives a daemon restart, and cs gets it back.
+	d.Kill()
+	d.Start()
+	if _, err := d.Client.ContainerStart(ctxT(t), s, client.ContainerStartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if ip := inspectContainer(t, d, s).NetworkSettings.Networks["exp"].IPAddress.String(); ip != "172.29.20.2" {
+		t.Errorf("cs restarted with %s, want 172.29.20.2", ip)
+	}
+	// Removing the container gives the address back.
+	if _, err := d.Client.ContainerRemove(ctxT(t), s, client.ContainerRemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Client.ContainerStart(ctxT(t), "thief", client.ContainerStartOptions{}); err != nil {
+		t.Errorf("start of thief after cs is gone: %v", err)
+	}
+}
+
 func TestRunningContainersSurviveADaemonCrashAndAreAdopted(t *testing.T) {
 	t.Parallel()
 	_, d := containerHost(t)

@@ -129,10 +129,12 @@ func New(cfg Config) (_ *Daemon, err error) {
 	}
 	d.containers, err = container.New(container.Config{
 		Store: st, Networks: d.ctrl, Images: d.images, Root: cfg.Root, ExecRoot: cfg.ExecRoot, Self: self, Log: cfg.Log,
+		Removed: d.collectImages,
 	})
 	if err != nil {
 		return nil, err
 	}
+	d.collectImages()
 	if d.listener, d.socket, err = listen(cfg.Host); err != nil {
 		return nil, err
 	}

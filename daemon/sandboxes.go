@@ -71,7 +71,7 @@ func (d *Daemon) inspectSandbox(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (d *Daemon) deleteSandbox(w http.ResponseWriter, r *http.Request) error {
-	if err := d.ctrl.DeleteSandbox(r.PathValue("id")); err != nil {
+	if err := d.ctrl.DeleteSandbox(r.PathValue("id"), false); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

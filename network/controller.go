@@ -83,7 +83,10 @@ type netState struct {
 	pools     []*pool
 	endpoints map[string]*epState // by ID
 	epNames   map[string]string   // endpoint name → ID
-	removing  bool
+	// reserved are static addresses kept, taken in the pools, for sandboxes
+	// that left the network (a stopped container): address → sandbox ID.
+	reserved map[netip.Addr]string
+	removing bool
 }
 
 type pool struct {
@@ -96,6 +99,8 @@ type pool struct {
 type epState struct {
 	rec Endpoint
 	nw  *netState
+	// claimed are reserved addresses the endpoint took over.
+	claimed []netip.Addr
 }
 
 // sbState is a sandbox in memory.
@@ -218,7 +223,7 @@ func driverNetwork(rec *Network) *driver.Network {
 // newNetState builds the in-memory network with pools holding its gateway
 // and auxiliary addresses.
 func newNetState(rec Network, drv driver.Driver) (*netState, error) {
-	ns := &netState{rec: rec, drv: drv, dn: driverNetwork(&rec), endpoints: map[string]*epState{}, epNames: map[string]string{}}
+	ns := &netState{rec: rec, drv: drv, dn: driverNetwork(&rec), endpoints: map[string]*epState{}, epNames: map[string]string{}, reserved: map[netip.Addr]string{}}
 	for _, p := range rec.IPAM.Pools {
 		a, err := ipam.NewAllocator(p.Subnet, p.IPRange)
 		if err != nil {

@@ -268,7 +268,16 @@ func (c *Controller) deleteNetwork(nw *netState) error {
 		nw.mu.Unlock()
 		return fmt.Errorf("remove network %s: %w", nw.rec.Name, err)
 	}
-	if err := c.store.Update(func(tx store.Tx) error { return tx.Delete(bucketNetworks, nw.rec.ID) }); err != nil {
+	if err := c.store.Update(func(tx store.Tx) error {
+		nw.mu.Lock()
+		defer nw.mu.Unlock()
+		for a := range nw.reserved {
+			if err := tx.Delete(bucketReservations, reservationKey(nw.rec.ID, a)); err != nil {
+				return err
+			}
+		}
+		return tx.Delete(bucketNetworks, nw.rec.ID)
+	}); err != nil {
 		if rerr := nw.drv.CreateNetwork(nw.dn); rerr != nil {
 			c.log.Error("restore network after failed removal", "network", nw.rec.Name, "err", rerr)
 		}

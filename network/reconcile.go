@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	"net/netip"
@@ -98,9 +99,10 @@ func (c *Controller) Close() {
 // load rebuilds memory from the store and the kernel from memory.
 func (c *Controller) load() error {
 	var (
-		nets []Network
-		sbs  []Sandbox
-		eps  []Endpoint
+		nets         []Network
+		sbs          []Sandbox
+		eps          []Endpoint
+		reservations = map[string]string{} // network ID/address → sandbox ID
 	)
 	err := c.store.View(func(tx store.Tx) error {
 		if err := store.LoadAll(tx, bucketNetworks, func(_ string, v *Network) error { nets = append(nets, *v); return nil }); err != nil {
@@ -109,7 +111,13 @@ func (c *Controller) load() error {
 		if err := store.LoadAll(tx, bucketSandboxes, func(_ string, v *Sandbox) error { sbs = append(sbs, *v); return nil }); err != nil {
 			return err
 		}
-		return store.LoadAll(tx, bucketEndpoints, func(_ string, v *Endpoint) error { eps = append(eps, *v); return nil })
+		if err := store.LoadAll(tx, bucketEndpoints, func(_ string, v *Endpoint) error { eps = append(eps, *v); return nil }); err != nil {
+			return err
+		}
+		return tx.ForEach(bucketReservations, func(key string, owner []byte) error {
+			reservations[key] = string(owner)
+			return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("load state: %w", err)
@@ -127,6 +135,19 @@ func (c *Controller) load() error {
 		}
 		c.networks[rec.ID] = nw
 		c.netNames[rec.Name] = rec.ID
+	}
+	for key, owner := range reservations {
+		id, addr, _ := strings.Cut(key, "/")
+		a, err := netip.ParseAddr(addr)
+		nw := c.networks[id]
+		if err != nil || nw == nil {
+			continue
+		}
+		for _, p := range nw.pools {
+			if p.cfg.Subnet.Masked().Contains(a) && p.alloc.Reserve(a) == nil {
+				nw.reserved[a] = owner
+			}
+		}
 	}
 
 	var drop []Endpoint

@@ -182,8 +182,10 @@ func (ep *epState) detail() EndpointDetail {
 }
 
 // DeleteSandbox disconnects a sandbox from all its networks and forgets it;
-// a namespace berth created goes with it.
-func (c *Controller) DeleteSandbox(term string) error {
+// a namespace berth created goes with it. With keepStatic, the static
+// addresses its endpoints asked for stay reserved for a sandbox of the same
+// ID (a container that starts again) until ReleaseReservations.
+func (c *Controller) DeleteSandbox(term string, keepStatic bool) error {
 	sb, err := c.sandbox(term)
 	if err != nil {
 		return err
@@ -194,7 +196,7 @@ func (c *Controller) DeleteSandbox(term string) error {
 		return errSandboxNotFound(term)
 	}
 	for len(sb.endpoints) > 0 {
-		if err := c.leave(sb, sb.endpoints[len(sb.endpoints)-1], true, nil); err != nil {
+		if err := c.leave(sb, sb.endpoints[len(sb.endpoints)-1], true, keepStatic, nil); err != nil {
 			return err
 		}
 	}
@@ -302,9 +304,14 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (*epS
 				return err
 			}
 		}
+		for _, a := range ep.claimed {
+			if err := tx.Delete(bucketReservations, reservationKey(nw.rec.ID, a)); err != nil {
+				return err
+			}
+		}
 		return store.PutJSON(tx, bucketSandboxes, next.ID, &next)
 	}); err != nil {
-		nw.unregister(ep)
+		nw.unregister(ep, ep.claimed)
 		return nil, fmt.Errorf("record endpoint: %w", err)
 	}
 	sb.rec = next
@@ -322,10 +329,18 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (*epS
 // forget undoes the record and the addresses of an endpoint whose kernel
 // state is gone or was never made.
 func (c *Controller) forget(ep *epState) {
-	if err := c.store.Update(func(tx store.Tx) error { return tx.Delete(bucketEndpoints, ep.rec.ID) }); err != nil {
+	claimed := ep.claimed
+	if err := c.store.Update(func(tx store.Tx) error {
+		for _, a := range claimed {
+			if err := tx.Put(bucketReservations, reservationKey(ep.nw.rec.ID, a), []byte(ep.rec.SandboxID)); err != nil {
+				return err
+			}
+		}
+		return tx.Delete(bucketEndpoints, ep.rec.ID)
+	}); err != nil {
 		c.log.Error("remove endpoint record", "endpoint", ep.rec.ID, "err", err)
 	}
-	ep.nw.unregister(ep)
+	ep.nw.unregister(ep, claimed)
 }
 
 func driverEndpoint(rec *Endpoint) *driver.Endpoint {
@@ -353,10 +368,15 @@ func (nw *netState) register(ep *epState, opts EndpointOptions) error {
 	return nil
 }
 
-func (nw *netState) unregister(ep *epState) {
+// unregister forgets ep and returns its addresses to the pools, but for
+// those in keep, which stay taken, reserved for ep's sandbox.
+func (nw *netState) unregister(ep *epState, keep []netip.Addr) {
 	nw.mu.Lock()
 	defer nw.mu.Unlock()
-	nw.release(ep)
+	for _, a := range keep {
+		nw.reserved[a] = ep.rec.SandboxID
+	}
+	nw.releaseExcept(ep, keep)
 	delete(nw.endpoints, ep.rec.ID)
 	if nw.epNames[ep.rec.Name] == ep.rec.ID {
 		delete(nw.epNames, ep.rec.Name)
@@ -384,7 +404,21 @@ func (nw *netState) allocate(ep *epState, opts EndpointOptions) error {
 			}
 			continue
 		}
-		addr, err := allocateFrom(pools, want)
+		var addr netip.Prefix
+		var err error
+		if owner, ok := nw.reserved[want]; ok && want.IsValid() {
+			// The address is kept for a sandbox that left: only that one
+			// gets it back.
+			if owner != ep.rec.SandboxID {
+				nw.release(ep)
+				return ipam.ErrAddressInUse
+			}
+			delete(nw.reserved, want)
+			ep.claimed = append(ep.claimed, want)
+			addr, err = prefixIn(pools, want)
+		} else {
+			addr, err = allocateFrom(pools, want)
+		}
 		if err != nil {
 			nw.release(ep)
 			if errors.Is(err, ipam.ErrNoAvailableAddress) {
@@ -404,6 +438,16 @@ func (nw *netState) allocate(ep *epState, opts EndpointOptions) error {
 		}
 	}
 	return nil
+}
+
+// prefixIn is want with the length of the pool that holds it.
+func prefixIn(pools []*pool, want netip.Addr) (netip.Prefix, error) {
+	for _, p := range pools {
+		if p.cfg.Subnet.Masked().Contains(want) {
+			return netip.PrefixFrom(want, p.cfg.Subnet.Bits()), nil
+		}
+	}
+	return netip.Prefix{}, invalid("Invalid address %s: It does not belong to any of this network's subnets", want)
 }
 
 // allocateFrom takes want (when valid) from the pool whose subnet holds it,
@@ -432,9 +476,11 @@ func allocateFrom(pools []*pool, want netip.Addr) (netip.Prefix, error) {
 }
 
 // release returns ep's addresses to the pools. Called with nw.mu held.
-func (nw *netState) release(ep *epState) {
+func (nw *netState) release(ep *epState) { nw.releaseExcept(ep, nil) }
+
+func (nw *netState) releaseExcept(ep *epState, keep []netip.Addr) {
 	for _, a := range []netip.Prefix{ep.rec.IPv4, ep.rec.IPv6} {
-		if !a.IsValid() {
+		if !a.IsValid() || slices.Contains(keep, a.Addr()) {
 			continue
 		}
 		for _, p := range nw.pools {
@@ -463,7 +509,7 @@ func (c *Controller) Disconnect(sbTerm, netTerm string, persist func(store.Tx) e
 	}
 	for _, ep := range sb.endpoints {
 		if ep.nw == nw {
-			return c.leave(sb, ep, false, persist)
+			return c.leave(sb, ep, false, false, persist)
 		}
 	}
 	return errNotConnected(sb.rec.ID, nw.rec.Name)
@@ -472,9 +518,17 @@ func (c *Controller) Disconnect(sbTerm, netTerm string, persist func(store.Tx) e
 // leave takes an endpoint out of service and forgets it. nsGoing says the
 // sandbox is going away, so its default route needs no care. Called with
 // sb.mu held.
-func (c *Controller) leave(sb *sbState, ep *epState, nsGoing bool, persist func(store.Tx) error) error {
+func (c *Controller) leave(sb *sbState, ep *epState, nsGoing, keepStatic bool, persist func(store.Tx) error) error {
 	if err := ep.nw.drv.Leave(ep.nw.dn, driverEndpoint(&ep.rec), sb.ns); err != nil {
 		return fmt.Errorf("detach %s from %s: %w", sb.rec.Name, ep.nw.rec.Name, err)
+	}
+	var keep []netip.Addr
+	if keepStatic {
+		for _, a := range []netip.Addr{ep.rec.StaticIPv4, ep.rec.StaticIPv6} {
+			if a.IsValid() {
+				keep = append(keep, a)
+			}
+		}
 	}
 	if err := c.store.Update(func(tx store.Tx) error {
 		if persist != nil {
@@ -482,11 +536,16 @@ func (c *Controller) leave(sb *sbState, ep *epState, nsGoing bool, persist func(
 				return err
 			}
 		}
+		for _, a := range keep {
+			if err := tx.Put(bucketReservations, reservationKey(ep.nw.rec.ID, a), []byte(sb.rec.ID)); err != nil {
+				return err
+			}
+		}
 		return tx.Delete(bucketEndpoints, ep.rec.ID)
 	}); err != nil {
 		return fmt.Errorf("detach %s from %s: %w", sb.rec.Name, ep.nw.rec.Name, err)
 	}
-	ep.nw.unregister(ep)
+	ep.nw.unregister(ep, keep)
 	sb.endpoints = slices.DeleteFunc(sb.endpoints, func(e *epState) bool { return e == ep })
 	if !nsGoing {
 		if err := c.routeDefault(sb); err != nil {
@@ -567,4 +626,52 @@ func randomMAC() net.HardwareAddr {
 	rand.Read(mac[2:])
 	mac[0], mac[1] = 0x02, 0x42
 	return mac
+}
+
+const bucketReservations = "reservations"
+
+func reservationKey(networkID string, a netip.Addr) string { return networkID + "/" + a.String() }
+
+// ReleaseReservations gives back the addresses kept for a sandbox ID (a
+// container being removed).
+func (c *Controller) ReleaseReservations(owner string) error {
+	c.mu.RLock()
+	nets := make([]*netState, 0, len(c.networks))
+	for _, nw := range c.networks {
+		nets = append(nets, nw)
+	}
+	c.mu.RUnlock()
+	for _, nw := range nets {
+		nw.mu.Lock()
+		var addrs []netip.Addr
+		for a, o := range nw.reserved {
+			if o == owner {
+				addrs = append(addrs, a)
+			}
+		}
+		if len(addrs) > 0 {
+			err := c.store.Update(func(tx store.Tx) error {
+				for _, a := range addrs {
+					if err := tx.Delete(bucketReservations, reservationKey(nw.rec.ID, a)); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				nw.mu.Unlock()
+				return fmt.Errorf("release reserved addresses: %w", err)
+			}
+			for _, a := range addrs {
+				delete(nw.reserved, a)
+				for _, p := range nw.pools {
+					if p.cfg.Subnet.Masked().Contains(a) {
+						p.alloc.Release(a)
+					}
+				}
+			}
+		}
+		nw.mu.Unlock()
+	}
+	return nil
 }
