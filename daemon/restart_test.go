@@ -86,7 +86,7 @@ func TestReconcileRepairsWhatWasLostAndRemovesOnlyWhatIsBerths(t *testing.T) {
 	if err := h.Netlink.LinkDel(br); err != nil {
 		t.Fatal(err)
 	}
-	owned, _ := netdev.Groups(d.Root)
+	owned, _, _ := netdev.Groups(d.Root)
 	stray := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "vethdead000", Group: owned}, PeerName: "vethdead001"}
 	if err := h.Netlink.LinkAdd(stray); err != nil {
 		t.Fatal(err)

@@ -3,15 +3,14 @@ package netdev
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,29 +20,25 @@ type Host struct {
 	h *netlink.Handle
 	// Owned is the link group of the live devices this daemon created.
 	Owned uint32
-	// Retired is the link group of devices taken out of service that wait
-	// for the kernel's (slow) deletion.
+	// Retired is the link group of veth pairs taken out of service that
+	// wait for the kernel's (slow) deletion.
 	Retired uint32
+	// Spare is the link group of bridges taken out of service, kept a while
+	// for new networks to reuse (see reaper.go).
+	Spare uint32
 
 	kick      chan struct{}
 	done      chan struct{}
 	unplug    chan int // host ends of retired pairs still on a bridge
 	unplugged chan struct{}
 	log       func(err error)
-	backlog   atomic.Int64 // devices retired and not reaped yet
-}
+	backlog   atomic.Int64 // veths retired and not reaped yet
 
-// Deleting devices holds the kernel's rtnl lock through an RCU grace
-// period, stalling every other netlink request meanwhile (see Reap). So the reaper
-// waits for a quiet moment — reapQuiet without a retirement — and batches
-// everything retired by then into one deletion; a backlog of reapBacklog
-// devices or a device waiting reapMaxWait is deleted regardless, which
-// bounds what a busy daemon leaves waiting.
-const (
-	reapQuiet   = 200 * time.Millisecond
-	reapMaxWait = 5 * time.Second
-	reapBacklog = 256
-)
+	spareMu sync.Mutex
+	spares  []int // indexes of spare bridges, oldest first
+	// bridgeUse is when a bridge was last retired or reused.
+	bridgeUse time.Time
+}
 
 // NewHost opens the current network namespace. instance tells daemons apart
 // (berthd passes its root directory), so two daemons sharing a namespace never
@@ -53,25 +48,15 @@ func NewHost(instance string) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open netlink: %w", err)
 	}
-	owned, retired := Groups(instance)
+	owned, retired, spare := Groups(instance)
 	host := &Host{
-		h: h, Owned: owned, Retired: retired,
+		h: h, Owned: owned, Retired: retired, Spare: spare,
 		kick: make(chan struct{}, 1), done: make(chan struct{}),
 		unplug: make(chan int, 1024), unplugged: make(chan struct{}),
 	}
 	go host.reaper()
 	go host.unplugger()
 	return host, nil
-}
-
-// Groups returns the link groups of a daemon instance's live and retired
-// devices. They keep clear of 0 (the default group) and of the small numbers
-// people use by hand; the low bit tells live from retired.
-func Groups(instance string) (owned, retired uint32) {
-	sum := fnv.New32a()
-	sum.Write([]byte(instance))
-	owned = 0x40000000 | (sum.Sum32() & 0x3ffffffe)
-	return owned, owned + 1
 }
 
 // OnReapError sets where errors of background reaping go.
@@ -84,61 +69,6 @@ func (h *Host) Close() {
 	close(h.kick)
 	<-h.done
 	h.h.Close()
-}
-
-// unplugger takes retired pairs off their bridges as soon as they are
-// retired. Each removal of a port costs the kernel time in proportion to the
-// bridge's ports; done here it stays off the request, and the bridge does
-// not keep retired ports until they are reaped, which would make every
-// later attach pay for them.
-func (h *Host) unplugger() {
-	defer close(h.unplugged)
-	for idx := range h.unplug {
-		h.unplugIndex(idx)
-	}
-}
-
-func (h *Host) unplugIndex(idx int) {
-	l := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: idx}}
-	if err := h.h.LinkSetNoMaster(l); err != nil && !isNotFound(err) && h.log != nil {
-		h.log(fmt.Errorf("take retired device %d off its bridge: %w", idx, err))
-	}
-}
-
-// reaper deletes retired devices in the background, in batches.
-func (h *Host) reaper() {
-	defer close(h.done)
-	var quiet, deadline <-chan time.Time
-	for {
-		select {
-		case _, ok := <-h.kick:
-			if !ok {
-				h.Reap()
-				return
-			}
-			if deadline == nil {
-				deadline = time.After(reapMaxWait)
-			}
-			quiet = time.After(reapQuiet)
-			if h.backlog.Load() < reapBacklog {
-				continue
-			}
-		case <-quiet:
-		case <-deadline:
-		}
-		quiet, deadline = nil, nil
-		if err := h.Reap(); err != nil && h.log != nil {
-			h.log(err)
-		}
-	}
-}
-
-func (h *Host) kickReaper() {
-	h.backlog.Add(1)
-	select {
-	case h.kick <- struct{}{}:
-	default:
-	}
 }
 
 // Link is a device as netdev reports it.
@@ -176,7 +106,7 @@ func (h *Host) OwnedLinks() ([]Link, error) {
 	}
 	var out []Link
 	for _, l := range links {
-		if g := l.Attrs().Group; g == h.Owned || g == h.Retired {
+		if g := l.Attrs().Group; h.ownsGroup(g) {
 			out = append(out, linkOf(l))
 		}
 	}
@@ -208,6 +138,9 @@ func (h *Host) EnsureBridge(spec BridgeSpec) (created bool, err error) {
 	case !isNotFound(err):
 		return false, fmt.Errorf("look up bridge %s: %w", spec.Name, err)
 	}
+	if h.reuseSpare(spec) {
+		return true, nil
+	}
 	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{
 		Name: spec.Name, MTU: spec.MTU, HardwareAddr: spec.MAC, Group: h.Owned, Flags: net.FlagUp,
 	}}
@@ -231,7 +164,9 @@ func (h *Host) EnsureBridge(spec BridgeSpec) (created bool, err error) {
 }
 
 // Owns tells whether l belongs to this daemon.
-func (h *Host) Owns(l Link) bool { return l.Group == h.Owned || l.Group == h.Retired }
+func (h *Host) Owns(l Link) bool { return h.ownsGroup(l.Group) }
+
+func (h *Host) ownsGroup(g uint32) bool { return g == h.Owned || g == h.Retired || g == h.Spare }
 
 func (h *Host) ensureUpWithAddrs(l netlink.Link, addrs []netip.Prefix) error {
 	for _, a := range addrs {
@@ -284,123 +219,6 @@ func (h *Host) AddVeth(spec VethSpec) (int, error) {
 		return 0, fmt.Errorf("create veth %s: %w", spec.HostName, err)
 	}
 	return v.Attrs().Index, nil
-}
-
-// RetireVeth hands the host end of a pair whose inside end is already down
-// to the reaper. With its peer down the pair carries nothing; leaving it on
-// its bridge until the reaper deletes it keeps the bridge's per-port work,
-// which grows with the number of ports, off the request. index may be 0
-// when unknown.
-func (h *Host) RetireVeth(name string, index int) error {
-	var l netlink.Link = &netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: name, Index: index}}
-	if index == 0 {
-		var err error
-		if l, err = h.h.LinkByName(name); err != nil {
-			if isNotFound(err) {
-				return nil
-			}
-			return fmt.Errorf("retire %s: %w", name, err)
-		}
-	}
-	if err := h.h.LinkSetGroup(l, int(h.Retired)); err != nil && !isNotFound(err) {
-		return fmt.Errorf("retire %s: %w", name, err)
-	}
-	select {
-	case h.unplug <- l.Attrs().Index:
-	default:
-		h.unplugIndex(l.Attrs().Index)
-	}
-	h.kickReaper()
-	return nil
-}
-
-// Retire takes a device out of service at once: down, off its bridge and
-// without addresses, renamed out of the way when rename is set, and moved to
-// the retired group, where Reap deletes it later. Deleting a device waits for
-// an RCU grace period (tens of milliseconds); this takes well under one.
-// A device that is already gone is not an error.
-func (h *Host) Retire(name string, rename bool) error {
-	l, err := h.h.LinkByName(name)
-	if err != nil {
-		if isNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("retire %s: %w", name, err)
-	}
-	return h.retire(l, rename)
-}
-
-func (h *Host) retire(l netlink.Link, rename bool) error {
-	name := l.Attrs().Name
-	if err := h.h.LinkSetDown(l); err != nil && !isNotFound(err) {
-		return fmt.Errorf("retire %s: set down: %w", name, err)
-	}
-	if l.Attrs().MasterIndex != 0 {
-		if err := h.h.LinkSetNoMaster(l); err != nil && !isNotFound(err) {
-			return fmt.Errorf("retire %s: detach from bridge: %w", name, err)
-		}
-	}
-	if rename {
-		// Addresses of a down device still count as the host's; drop them so
-		// the subnet is free for the next network at once.
-		addrs, err := h.h.AddrList(l, netlink.FAMILY_ALL)
-		if err != nil && !isNotFound(err) {
-			return fmt.Errorf("retire %s: list addresses: %w", name, err)
-		}
-		for _, a := range addrs {
-			if err := h.h.AddrDel(l, &a); err != nil && !isNotFound(err) && !errors.Is(err, unix.EADDRNOTAVAIL) {
-				return fmt.Errorf("retire %s: remove %s: %w", name, a.IPNet, err)
-			}
-		}
-		if err := h.h.LinkSetName(l, fmt.Sprintf("brx%d", l.Attrs().Index)); err != nil && !isNotFound(err) {
-			return fmt.Errorf("retire %s: rename: %w", name, err)
-		}
-	}
-	if err := h.h.LinkSetGroup(l, int(h.Retired)); err != nil && !isNotFound(err) {
-		return fmt.Errorf("retire %s: %w", name, err)
-	}
-	h.kickReaper()
-	return nil
-}
-
-// RetireLink retires an owned link found by OwnedLinks.
-func (h *Host) RetireLink(l Link) error {
-	nl, err := h.h.LinkByIndex(l.Index)
-	if err != nil {
-		if isNotFound(err) {
-			return nil
-		}
-		return err
-	}
-	return h.retire(nl, l.Kind == "bridge")
-}
-
-// Reap deletes every retired device. Veth pairs go in one request, so the
-// kernel waits one grace period for the whole batch instead of one per
-// device (measured: 100 pairs in about 40 ms, one pair alone 15 ms). Bridges
-// do not batch — each holds the kernel's rtnl lock for its own grace period
-// of about 30 ms — so they go one request each, letting other requests in
-// between.
-func (h *Host) Reap() error {
-	h.backlog.Store(0)
-	links, err := retryDump(h.h.LinkList)
-	if err != nil {
-		return fmt.Errorf("list retired devices: %w", err)
-	}
-	for _, l := range links {
-		if l.Attrs().Group == h.Retired && l.Type() == "bridge" {
-			if err := h.h.LinkDel(l); err != nil && !isNotFound(err) {
-				return fmt.Errorf("delete retired bridge %s: %w", l.Attrs().Name, err)
-			}
-		}
-	}
-	req := nl.NewNetlinkRequest(unix.RTM_DELLINK, unix.NLM_F_ACK)
-	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-	req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(h.Retired)))
-	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil && !isNotFound(err) {
-		return fmt.Errorf("delete retired devices: %w", err)
-	}
-	return nil
 }
 
 // Delete removes a device now, waiting for the kernel.

@@ -193,7 +193,7 @@ func (d *Driver) DeleteNetwork(nw *driver.Network) error {
 	if st.External {
 		return nil
 	}
-	return d.host.Retire(st.Bridge, true)
+	return d.host.Retire(st.Bridge)
 }
 
 func (d *Driver) bridgeIndex(nw *driver.Network) (int, error) {
@@ -243,7 +243,7 @@ func (d *Driver) Leave(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Names
 		if err := ns.RetireInterface(ep.IfName, idx.peer, endpointAddrs(ep)); err != nil {
 			return err
 		}
-	} else if err := d.host.Retire(ep.HostIfName, false); err != nil {
+	} else if err := d.host.Retire(ep.HostIfName); err != nil {
 		// Without the namespace the host end must stop the traffic.
 		return err
 	}
