@@ -26,6 +26,7 @@ func Main(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	defer removeBusyboxImage()
 	if os.Geteuid() != 0 {
 		return m.Run()
 	}

@@ -48,3 +48,10 @@ type buildError struct {
 }
 
 func (e *buildError) Error() string { return e.err.Error() + ": " + e.out }
+
+// removeBusyboxImage removes the image BusyboxImage built, if any.
+func removeBusyboxImage() {
+	if busybox.path != "" {
+		os.RemoveAll(filepath.Dir(busybox.path))
+	}
+}
