@@ -123,6 +123,9 @@ func (m *Manager) attachNetworks(c *Container) (string, []network.EndpointDetail
 		if !t.State.Running() {
 			return "", nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot join network of a non running container: %s", t.ID))
 		}
+		// As Docker: the container takes the name of the one whose network
+		// it shares, as well as its /etc files.
+		c.Config.Hostname, c.Config.Domainname = t.Config.Hostname, t.Config.Domainname
 		if !ownsSandbox(t.Host.NetworkMode) {
 			return "", nil, nil
 		}

@@ -216,8 +216,8 @@ func TestNetworkModes(t *testing.T) {
 	if webAddrs != sideAddrs || !strings.Contains(sideAddrs, "172.18.0.2/16") {
 		t.Errorf("container: mode does not share web's namespace:\nweb:  %s\nside: %s", webAddrs, sideAddrs)
 	}
-	if hn, _, _ := execIn(t, d, side, "cat", "/etc/hostname"); hn != web[:12]+"\n" {
-		t.Errorf("side's /etc/hostname = %q, want web's", hn)
+	if hn, _, _ := execIn(t, d, side, "sh", "-c", "cat /etc/hostname; hostname"); hn != web[:12]+"\n"+web[:12]+"\n" {
+		t.Errorf("side's /etc/hostname and hostname = %q, want web's", hn)
 	}
 	if _, err := d.Client.NetworkConnect(ctxT(t), "app", client.NetworkConnectOptions{Container: "side"}); err == nil ||
 		!strings.Contains(err.Error(), "container sharing network namespace with another container or host cannot be connected to any other network") {
