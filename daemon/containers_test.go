@@ -386,6 +386,9 @@ func TestContainerBadInput(t *testing.T) {
 		{"x3", &ctypes.Config{Image: "busybox", Cmd: []string{"true"}}, &ctypes.HostConfig{NetworkMode: "container:nosuch"}, "No such container: nosuch"},
 		{"x4", &ctypes.Config{Image: "busybox", Cmd: []string{"true"}, Hostname: "h"}, &ctypes.HostConfig{NetworkMode: "container:web"}, "conflicting options: hostname and the network mode"},
 		{"bad name!", &ctypes.Config{Image: "busybox", Cmd: []string{"true"}}, nil, "Invalid container name (bad name!), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"},
+		{"x5", &ctypes.Config{Image: "busybox", Cmd: []string{"true"}}, &ctypes.HostConfig{NetworkMode: "container:"}, "invalid network mode: container: needs a container name or ID"},
+		{"x6", &ctypes.Config{Image: "busybox", Cmd: []string{"true"}}, &ctypes.HostConfig{NetworkMode: "bogus:mode"}, "network bogus:mode not found"},
+		{"x7", &ctypes.Config{Image: "busybox", Cmd: []string{"true"}, Tty: true}, nil, "no terminal support"},
 	} {
 		_, err := d.Client.ContainerCreate(ctxT(t), client.ContainerCreateOptions{Name: c.name, Config: c.cfg, HostConfig: c.host})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
