@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/berth-net/berth/driver/bridge"
 	"github.com/berth-net/berth/driver/host"
 	"github.com/berth-net/berth/driver/null"
+	"github.com/berth-net/berth/firewall"
 	"github.com/berth-net/berth/image"
 	"github.com/berth-net/berth/ipam"
 	"github.com/berth-net/berth/netdev"
@@ -52,6 +54,7 @@ type Daemon struct {
 	cfg        Config
 	store      store.Store
 	host       *netdev.Host
+	fw         *firewall.Firewall
 	ctrl       *network.Controller
 	images     *image.Store
 	containers *container.Manager
@@ -108,6 +111,9 @@ func New(cfg Config) (_ *Daemon, err error) {
 	if err := netdev.SetForwarding(false); err != nil {
 		return nil, err
 	}
+	if d.fw, err = firewall.New(tableName(cfg.Root)); err != nil {
+		return nil, err
+	}
 	d.ctrl, err = network.New(network.Config{
 		Store:         st,
 		Host:          d.host,
@@ -115,6 +121,7 @@ func New(cfg Config) (_ *Daemon, err error) {
 		Pools:         cfg.Pools,
 		DefaultBridge: cfg.BridgeName,
 		NamespaceDir:  filepath.Join(cfg.ExecRoot, "netns"),
+		Firewall:      d.fw,
 		Log:           cfg.Log,
 	})
 	if err != nil {
@@ -140,6 +147,18 @@ func New(cfg Config) (_ *Daemon, err error) {
 	}
 	d.server = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second}
 	return d, nil
+}
+
+// tableName is berth's nftables table: "berth" for the default root, and
+// a name of its own for every other root, so daemons side by side in one
+// namespace never share a table.
+func tableName(root string) string {
+	if root == "/var/lib/berth" {
+		return "berth"
+	}
+	sum := fnv.New32a()
+	sum.Write([]byte(root))
+	return fmt.Sprintf("berth_%08x", sum.Sum32())
 }
 
 // daemonID is a stable identity, made on first start.
@@ -231,6 +250,9 @@ func (d *Daemon) close() {
 	}
 	if d.host != nil {
 		d.host.Close()
+	}
+	if d.fw != nil {
+		d.fw.Close()
 	}
 	if d.store != nil {
 		d.store.Close()

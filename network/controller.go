@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/berth-net/berth/driver"
+	"github.com/berth-net/berth/firewall"
 	"github.com/berth-net/berth/ipam"
 	"github.com/berth-net/berth/netdev"
 	"github.com/berth-net/berth/store"
@@ -46,7 +47,10 @@ type Config struct {
 	DefaultBridge string
 	// NamespaceDir is where berth mounts the namespaces it creates.
 	NamespaceDir string
-	Log          *slog.Logger
+	// Firewall holds berth's nftables rules; nil leaves the firewall alone
+	// (tests of drivers without kernel state).
+	Firewall *firewall.Firewall
+	Log      *slog.Logger
 }
 
 // Controller owns networks, endpoints and sandboxes.
@@ -57,6 +61,8 @@ type Controller struct {
 	space4    *ipam.Space
 	space6    *ipam.Space
 	nsDir     string
+	fw        *firewall.Firewall
+	ports     *ports
 	log       *slog.Logger
 	defBrName string
 

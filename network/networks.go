@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/berth-net/berth/driver"
+	"github.com/berth-net/berth/firewall"
+	"github.com/berth-net/berth/netdev"
 	"github.com/berth-net/berth/ipam"
 	"github.com/berth-net/berth/store"
 )
@@ -122,7 +124,11 @@ func (c *Controller) createNetwork(opts CreateOptions) (Network, error) {
 	}); err != nil {
 		return Network{}, fmt.Errorf("record network %s: %w", rec.Name, err)
 	}
-	if err := drv.CreateNetwork(nw.dn); err != nil {
+	err = drv.CreateNetwork(nw.dn)
+	if err == nil {
+		err = c.addToFirewall(nw)
+	}
+	if err != nil {
 		if derr := drv.DeleteNetwork(nw.dn); derr != nil {
 			c.log.Warn("roll back network", "network", rec.Name, "err", derr)
 		}
@@ -229,6 +235,19 @@ func (c *Controller) releasePending(id string) {
 	c.subnetMu.Unlock()
 }
 
+// addToFirewall adds a new network's bridge to the firewall and lets the
+// host's 127.0.0.1 connections through it.
+func (c *Controller) addToFirewall(nw *netState) error {
+	fn, ok := firewallNetwork(nw)
+	if !ok || c.fw == nil {
+		return nil
+	}
+	if err := netdev.AllowLocalnet(fn.Bridge); err != nil {
+		return err
+	}
+	return c.applyFirewall(firewall.Change{AddNetworks: []firewall.Network{fn}})
+}
+
 // firstAddress is the default gateway of a subnet: its first host address.
 func firstAddress(p netip.Prefix) netip.Addr {
 	return p.Masked().Addr().Next()
@@ -262,7 +281,17 @@ func (c *Controller) deleteNetwork(nw *netState) error {
 	// Kernel first: if the daemon dies between the two steps the network is
 	// still recorded and the reconcile re-creates its bridge, so a removal
 	// that was never acknowledged has not happened.
-	if err := nw.drv.DeleteNetwork(nw.dn); err != nil {
+	var fwCh firewall.Change
+	if fn, ok := firewallNetwork(nw); ok {
+		fwCh.RemoveNetworks = []firewall.Network{fn}
+	}
+	err := c.applyFirewall(fwCh)
+	if err == nil {
+		if err = nw.drv.DeleteNetwork(nw.dn); err != nil {
+			c.applyFirewall(reverse(fwCh))
+		}
+	}
+	if err != nil {
 		nw.mu.Lock()
 		nw.removing = false
 		nw.mu.Unlock()
@@ -281,6 +310,7 @@ func (c *Controller) deleteNetwork(nw *netState) error {
 		if rerr := nw.drv.CreateNetwork(nw.dn); rerr != nil {
 			c.log.Error("restore network after failed removal", "network", nw.rec.Name, "err", rerr)
 		}
+		c.applyFirewall(reverse(fwCh))
 		nw.mu.Lock()
 		nw.removing = false
 		nw.mu.Unlock()

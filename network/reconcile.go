@@ -31,6 +31,7 @@ func New(cfg Config) (*Controller, error) {
 	c := &Controller{
 		store: cfg.Store, host: cfg.Host, drivers: map[string]driver.Driver{},
 		space4: space4, space6: space6, nsDir: cfg.NamespaceDir, log: cfg.Log, defBrName: cfg.DefaultBridge,
+		fw: cfg.Firewall, ports: newPorts(),
 		networks: map[string]*netState{}, netNames: map[string]string{},
 		sandboxes: map[string]*sbState{}, sbNames: map[string]string{},
 		pending: map[string][]netip.Prefix{},
@@ -312,6 +313,9 @@ func (c *Controller) reconcileKernel() error {
 			sb.endpoints = removeEndpoint(sb.endpoints, ep)
 			c.forget(ep)
 		}
+	}
+	if err := c.rebuildFirewall(); err != nil {
+		return fmt.Errorf("write the firewall: %w", err)
 	}
 	for _, sb := range c.sandboxes {
 		// Memory starts with no gateway, so this re-points the routes at

@@ -76,6 +76,8 @@ type Endpoint struct {
 	StaticIPv4 netip.Addr `json:",omitzero"`
 	StaticIPv6 netip.Addr `json:",omitzero"`
 	Aliases    []string   `json:",omitempty"`
+	// Ports are the endpoint's published ports.
+	Ports []PortBinding `json:",omitempty"`
 }
 
 // Sandbox is one network namespace with its endpoints.
@@ -98,6 +100,8 @@ type EndpointOptions struct {
 	IPv6    netip.Addr
 	Aliases []string
 	MAC     string
+	// Ports are to be published through this endpoint.
+	Ports []PortSpec
 	// Persist, when set, writes the caller's own record of the change in
 	// the same store transaction as the endpoint: one transaction per
 	// operation, whichever layer owns the records.

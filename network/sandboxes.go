@@ -293,6 +293,15 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (*epS
 	case nw.drv.NeedsAddresses():
 		ep.rec.MAC = randomMAC().String()
 	}
+	if len(opts.Ports) > 0 && nw.rec.Driver == "bridge" && !nw.rec.Internal {
+		bindings, err := c.ports.allocate(opts.Ports, ep.rec.IPv4.IsValid(), ep.rec.IPv6.IsValid(), defaultHostIP(nw),
+			fmt.Sprintf("%s (%s)", ep.rec.Name, ep.rec.ID))
+		if err != nil {
+			nw.unregister(ep, ep.claimed)
+			return nil, err
+		}
+		ep.rec.Ports = bindings
+	}
 	next := sb.rec
 	next.NextIf++
 	if err := c.store.Update(func(tx store.Tx) error {
@@ -311,13 +320,21 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (*epS
 		}
 		return store.PutJSON(tx, bucketSandboxes, next.ID, &next)
 	}); err != nil {
+		c.ports.releaseBindings(ep.rec.Ports)
 		nw.unregister(ep, ep.claimed)
 		return nil, fmt.Errorf("record endpoint: %w", err)
 	}
 	sb.rec = next
 	if err := nw.drv.Join(nw.dn, driverEndpoint(&ep.rec), sb.ns); err != nil {
+		c.ports.releaseBindings(ep.rec.Ports)
 		c.forget(ep)
 		return nil, fmt.Errorf("attach %s to %s: %w", sb.rec.Name, nw.rec.Name, err)
+	}
+	if err := c.applyFirewall(endpointChange(nw, &ep.rec)); err != nil {
+		nw.drv.Leave(nw.dn, driverEndpoint(&ep.rec), sb.ns)
+		c.ports.releaseBindings(ep.rec.Ports)
+		c.forget(ep)
+		return nil, fmt.Errorf("publish ports of %s: %w", sb.rec.Name, err)
 	}
 	sb.endpoints = append(sb.endpoints, ep)
 	if err := c.routeDefault(sb); err != nil {
@@ -519,7 +536,12 @@ func (c *Controller) Disconnect(sbTerm, netTerm string, persist func(store.Tx) e
 // sandbox is going away, so its default route needs no care. Called with
 // sb.mu held.
 func (c *Controller) leave(sb *sbState, ep *epState, nsGoing, keepStatic bool, persist func(store.Tx) error) error {
+	fwCh := reverse(endpointChange(ep.nw, &ep.rec))
+	if err := c.applyFirewall(fwCh); err != nil {
+		return fmt.Errorf("unpublish ports of %s: %w", sb.rec.Name, err)
+	}
 	if err := ep.nw.drv.Leave(ep.nw.dn, driverEndpoint(&ep.rec), sb.ns); err != nil {
+		c.applyFirewall(reverse(fwCh))
 		return fmt.Errorf("detach %s from %s: %w", sb.rec.Name, ep.nw.rec.Name, err)
 	}
 	var keep []netip.Addr
@@ -546,6 +568,18 @@ func (c *Controller) leave(sb *sbState, ep *epState, nsGoing, keepStatic bool, p
 		return fmt.Errorf("detach %s from %s: %w", sb.rec.Name, ep.nw.rec.Name, err)
 	}
 	ep.nw.unregister(ep, keep)
+	if len(ep.rec.Ports) > 0 {
+		c.ports.releaseBindings(ep.rec.Ports)
+		// A flow (UDP above all) must not stick to the address once its
+		// container is gone.
+		for _, a := range []netip.Prefix{ep.rec.IPv4, ep.rec.IPv6} {
+			if a.IsValid() && c.host != nil {
+				if err := c.host.ForgetConnections(a.Addr()); err != nil {
+					c.log.Warn("forget tracked connections", "endpoint", ep.rec.ID, "err", err)
+				}
+			}
+		}
+	}
 	sb.endpoints = slices.DeleteFunc(sb.endpoints, func(e *epState) bool { return e == ep })
 	if !nsGoing {
 		if err := c.routeDefault(sb); err != nil {

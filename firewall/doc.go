@@ -1,0 +1,12 @@
+// Package firewall is berth's nftables ruleset: masquerade, isolation
+// between networks, internal networks, inter-container traffic and
+// published ports, in one table of berth's own (inet, plus a bridge-family
+// table for traffic between containers of one bridge).
+//
+// The rules are fixed; everything that varies — bridges, subnets, published
+// ports — lives in sets and maps, so a network or a port is an element
+// update, not a new rule, and costs the same at 10,000 ports as at one. The
+// whole table is built in one netlink transaction, and every change after
+// that is one transaction too. The package never reads or writes any table
+// but its own.
+package firewall

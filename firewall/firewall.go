@@ -1,0 +1,368 @@
+package firewall
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// Set and map names in berth's tables.
+const (
+	setBridges    = "bridges"    // every berth bridge
+	setInternal   = "internal"   // bridges of internal networks
+	setMasquerade = "masquerade" // bridges whose traffic out of the host is masqueraded
+	setIsolated   = "isolated"   // ports of bridges with enable_icc=false (bridge table)
+	setIntra      = "intra"      // bridge . bridge of networks whose containers talk to each other
+	mapPorts4     = "ports4"     // proto . port → address . port, on every host address
+	mapHostPorts4 = "hostports4" // host address . proto . port → address . port
+	mapPorts6     = "ports6"
+	mapHostPorts6 = "hostports6"
+)
+
+// Firewall is berth's two tables in one network namespace.
+type Firewall struct {
+	mu     sync.Mutex
+	conn   *nftables.Conn
+	inet   *nftables.Table
+	bridge *nftables.Table
+	sets   map[string]*nftables.Set
+}
+
+// New prepares berth's tables named name (nothing is written until
+// Rebuild). opts choose the namespace (nftables.WithNetNSFd).
+func New(name string, opts ...nftables.ConnOption) (*Firewall, error) {
+	conn, err := nftables.New(append([]nftables.ConnOption{nftables.AsLasting()}, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("open nftables: %w", err)
+	}
+	f := &Firewall{
+		conn:   conn,
+		inet:   &nftables.Table{Name: name, Family: nftables.TableFamilyINet},
+		bridge: &nftables.Table{Name: name, Family: nftables.TableFamilyBridge},
+	}
+	f.sets = f.newSets()
+	return f, nil
+}
+
+// Close releases the netlink connection; the tables stay.
+func (f *Firewall) Close() error { return f.conn.CloseLasting() }
+
+func (f *Firewall) newSets() map[string]*nftables.Set {
+	ifset := func(t *nftables.Table, name string) *nftables.Set {
+		// Host byte order is how nft itself declares ifname keys, so
+		// `nft list` shows the names.
+		return &nftables.Set{Table: t, Name: name, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
+	}
+	portMap := func(name string, key ...nftables.SetDatatype) *nftables.Set {
+		addr := nftables.TypeIPAddr
+		if name == mapPorts6 || name == mapHostPorts6 {
+			addr = nftables.TypeIP6Addr
+		}
+		return &nftables.Set{
+			Table: f.inet, Name: name, IsMap: true, Concatenation: true,
+			KeyType:  nftables.MustConcatSetType(key...),
+			DataType: nftables.MustConcatSetType(addr, nftables.TypeInetService),
+		}
+	}
+	pp := []nftables.SetDatatype{nftables.TypeInetProto, nftables.TypeInetService}
+	return map[string]*nftables.Set{
+		setIntra: {Table: f.inet, Name: setIntra, Concatenation: true, KeyByteOrder: binaryutil.NativeEndian,
+			KeyType: nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIFName)},
+		setBridges:    ifset(f.inet, setBridges),
+		setInternal:   ifset(f.inet, setInternal),
+		setMasquerade: ifset(f.inet, setMasquerade),
+		setIsolated:   ifset(f.bridge, setIsolated),
+		mapPorts4:     portMap(mapPorts4, pp...),
+		mapHostPorts4: portMap(mapHostPorts4, append([]nftables.SetDatatype{nftables.TypeIPAddr}, pp...)...),
+		mapPorts6:     portMap(mapPorts6, pp...),
+		mapHostPorts6: portMap(mapHostPorts6, append([]nftables.SetDatatype{nftables.TypeIP6Addr}, pp...)...),
+	}
+}
+
+// elements is the content of every set and map for a state.
+type elements map[string][]nftables.SetElement
+
+func (e elements) addNetwork(n Network) {
+	e[setBridges] = append(e[setBridges], nftables.SetElement{Key: ifname(n.Bridge)})
+	if n.Internal {
+		e[setInternal] = append(e[setInternal], nftables.SetElement{Key: ifname(n.Bridge)})
+	}
+	if n.Masquerade && !n.Internal {
+		e[setMasquerade] = append(e[setMasquerade], nftables.SetElement{Key: ifname(n.Bridge)})
+	}
+	if n.Isolated {
+		for _, p := range n.Ports {
+			e[setIsolated] = append(e[setIsolated], nftables.SetElement{Key: ifname(p)})
+		}
+	} else {
+		e[setIntra] = append(e[setIntra], nftables.SetElement{Key: append(ifname(n.Bridge), ifname(n.Bridge)...)})
+	}
+}
+
+func (e elements) addBinding(b Binding) error {
+	el, ok := bindingElement(b)
+	if !ok {
+		return fmt.Errorf("unknown protocol %q", b.Proto)
+	}
+	var m string
+	switch {
+	case b.IP.Is4() && b.HostIP.IsValid():
+		m = mapHostPorts4
+	case b.IP.Is4():
+		m = mapPorts4
+	case b.HostIP.IsValid():
+		m = mapHostPorts6
+	default:
+		m = mapPorts6
+	}
+	e[m] = append(e[m], el)
+	return nil
+}
+
+// Rebuild replaces berth's tables with the ones the state asks for, in
+// one transaction: packets see the old ruleset or the new one, never none.
+// Connections already tracked keep their translations.
+func (f *Firewall) Rebuild(nets []Network, binds []Binding) error {
+	want := elements{}
+	for _, n := range nets {
+		want.addNetwork(n)
+	}
+	for _, b := range binds {
+		if err := want.addBinding(b); err != nil {
+			return err
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, t := range []*nftables.Table{f.inet, f.bridge} {
+		// Adding first makes the delete safe when the table is new.
+		f.conn.AddTable(t)
+		f.conn.DelTable(t)
+		f.conn.AddTable(t)
+	}
+	f.sets = f.newSets()
+	for name, s := range f.sets {
+		if err := f.conn.AddSet(s, want[name]); err != nil {
+			return fmt.Errorf("firewall set %s: %w", name, err)
+		}
+	}
+	f.addChains()
+	if err := f.conn.Flush(); err != nil {
+		return fmt.Errorf("write the firewall: %w", err)
+	}
+	return nil
+}
+
+// Change is one operation's worth of element updates, applied in one
+// transaction.
+type Change struct {
+	AddNetworks, RemoveNetworks []Network
+	Publish, Unpublish          []Binding
+	// Isolate and Unisolate add and remove ports of networks whose
+	// containers must not talk to each other.
+	Isolate, Unisolate []string
+}
+
+// Apply makes a change.
+func (f *Firewall) Apply(c Change) error {
+	add, del := elements{}, elements{}
+	for _, n := range c.AddNetworks {
+		add.addNetwork(n)
+	}
+	for _, n := range c.RemoveNetworks {
+		del.addNetwork(n)
+	}
+	for _, b := range c.Publish {
+		if err := add.addBinding(b); err != nil {
+			return err
+		}
+	}
+	for _, b := range c.Unpublish {
+		if err := del.addBinding(b); err != nil {
+			return err
+		}
+	}
+	for _, p := range c.Isolate {
+		add[setIsolated] = append(add[setIsolated], nftables.SetElement{Key: ifname(p)})
+	}
+	for _, p := range c.Unisolate {
+		del[setIsolated] = append(del[setIsolated], nftables.SetElement{Key: ifname(p)})
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for name, els := range del {
+		if err := f.conn.SetDeleteElements(f.sets[name], els); err != nil {
+			return err
+		}
+	}
+	for name, els := range add {
+		if err := f.conn.SetAddElements(f.sets[name], els); err != nil {
+			return err
+		}
+	}
+	if err := f.conn.Flush(); err != nil {
+		return fmt.Errorf("update the firewall: %w", err)
+	}
+	return nil
+}
+
+// Delete removes berth's tables.
+func (f *Firewall) Delete() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, t := range []*nftables.Table{f.inet, f.bridge} {
+		f.conn.AddTable(t)
+		f.conn.DelTable(t)
+	}
+	return f.conn.Flush()
+}
+
+// Registers as nftables numbers them: the 16-byte NFT_REG_1 holds the
+// first four 4-byte registers, NFT_REG32_00 to 03.
+const (
+	reg2    = unix.NFT_REG_2
+	reg1    = unix.NFT_REG_1
+	reg3201 = unix.NFT_REG32_01
+	reg3202 = unix.NFT_REG32_02
+	reg3204 = unix.NFT_REG32_04
+	reg3205 = unix.NFT_REG32_05
+)
+
+func (f *Firewall) addChains() {
+	nat := func(name string, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
+		return f.conn.AddChain(&nftables.Chain{Name: name, Table: f.inet, Type: nftables.ChainTypeNAT, Hooknum: hook, Priority: prio})
+	}
+	accept := nftables.ChainPolicyAccept
+	pre := nat("prerouting", nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
+	out := nat("output", nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
+	post := nat("postrouting", nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
+	fwd := f.conn.AddChain(&nftables.Chain{Name: "forward", Table: f.inet, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	bfwd := f.conn.AddChain(&nftables.Chain{Name: "forward", Table: f.bridge, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+
+	// Published ports: traffic to one of the host's own addresses, from
+	// outside (prerouting) or from the host itself (output), is sent to
+	// the container.
+	for _, c := range []*nftables.Chain{pre, out} {
+		for _, r := range publishRules(f.sets) {
+			f.conn.AddRule(&nftables.Rule{Table: f.inet, Chain: c, Exprs: r})
+		}
+	}
+	addRule := func(c *nftables.Chain, t *nftables.Table, exprs ...expr.Any) {
+		f.conn.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: exprs})
+	}
+	masq := &expr.Masq{}
+	// The host's own connections to containers, 127.0.0.1 ones included,
+	// leave with the bridge's address.
+	addRule(post, f.inet, concat(inSet(unix.NFT_META_OIFNAME, f.sets[setBridges], false), fibLocal(true), masq)...)
+	// Traffic between containers through a published port (hairpin, and
+	// from other networks) comes back through the host.
+	addRule(post, f.inet, concat(ctStatusDNAT(), inSet(unix.NFT_META_IIFNAME, f.sets[setBridges], false),
+		inSet(unix.NFT_META_OIFNAME, f.sets[setBridges], false), masq)...)
+	// Containers' traffic out of the host.
+	addRule(post, f.inet, concat(inSet(unix.NFT_META_IIFNAME, f.sets[setMasquerade], false),
+		inSet(unix.NFT_META_OIFNAME, f.sets[setBridges], true), masq)...)
+
+	acceptV := &expr.Verdict{Kind: expr.VerdictAccept}
+	dropV := &expr.Verdict{Kind: expr.VerdictDrop}
+	addRule(fwd, f.inet, concat(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), acceptV)...)
+	// With br_netfilter on (the kernel's default), frames between two
+	// containers of one bridge pass here too, in and out on the bridge.
+	addRule(fwd, f.inet,
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg1},
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: reg2},
+		&expr.Lookup{SourceRegister: reg1, SetName: f.sets[setIntra].Name, SetID: f.sets[setIntra].ID},
+		acceptV)
+	addRule(fwd, f.inet, concat(ctStatusDNAT(), acceptV)...)
+	addRule(fwd, f.inet, concat(inSet(unix.NFT_META_IIFNAME, f.sets[setInternal], false), dropV)...)
+	addRule(fwd, f.inet, concat(inSet(unix.NFT_META_OIFNAME, f.sets[setInternal], false), dropV)...)
+	// Isolation: nothing is routed from one network to another, and
+	// nothing from outside reaches a container but through a published
+	// port or as an answer.
+	addRule(fwd, f.inet, concat(inSet(unix.NFT_META_IIFNAME, f.sets[setBridges], false),
+		inSet(unix.NFT_META_OIFNAME, f.sets[setBridges], false), dropV)...)
+	addRule(fwd, f.inet, concat(inSet(unix.NFT_META_OIFNAME, f.sets[setBridges], false), dropV)...)
+
+	// enable_icc=false: no frames between two ports of such a network.
+	addRule(bfwd, f.bridge, concat(inSet(unix.NFT_META_IIFNAME, f.sets[setIsolated], false),
+		inSet(unix.NFT_META_OIFNAME, f.sets[setIsolated], false), dropV)...)
+}
+
+// publishRules are the DNAT rules: bindings on a given host address first,
+// then those on every address, for IPv4 and IPv6.
+func publishRules(sets map[string]*nftables.Set) [][]expr.Any {
+	dnat := func(family uint32, addrReg, portReg uint32) *expr.NAT {
+		return &expr.NAT{Type: expr.NATTypeDestNAT, Family: family, RegAddrMin: addrReg, RegProtoMin: portReg, Specified: true}
+	}
+	l4proto := func(reg uint32) expr.Any { return &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg} }
+	dport := func(reg uint32) expr.Any {
+		return &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}
+	}
+	lookup := func(set *nftables.Set) expr.Any {
+		return &expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: set.Name, SetID: set.ID}
+	}
+	daddr4 := &expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4}
+	daddr6 := &expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: 24, Len: 16}
+	return [][]expr.Any{
+		concat(fibLocal(false), nfproto(unix.NFPROTO_IPV4), daddr4, l4proto(reg3201), dport(reg3202), lookup(sets[mapHostPorts4]), dnat(unix.NFPROTO_IPV4, reg1, reg3201)),
+		concat(fibLocal(false), nfproto(unix.NFPROTO_IPV4), l4proto(reg1), dport(reg3201), lookup(sets[mapPorts4]), dnat(unix.NFPROTO_IPV4, reg1, reg3201)),
+		concat(fibLocal(false), nfproto(unix.NFPROTO_IPV6), daddr6, l4proto(reg3204), dport(reg3205), lookup(sets[mapHostPorts6]), dnat(unix.NFPROTO_IPV6, reg1, reg3204)),
+		concat(fibLocal(false), nfproto(unix.NFPROTO_IPV6), l4proto(reg1), dport(reg3201), lookup(sets[mapPorts6]), dnat(unix.NFPROTO_IPV6, reg1, reg3204)),
+	}
+}
+
+func concat(parts ...any) []expr.Any {
+	var out []expr.Any
+	for _, p := range parts {
+		switch v := p.(type) {
+		case []expr.Any:
+			out = append(out, v...)
+		case expr.Any:
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// fibLocal matches packets whose destination (or, with saddr, source) is
+// an address of the host.
+func fibLocal(saddr bool) []expr.Any {
+	return []expr.Any{
+		&expr.Fib{Register: reg1, FlagDADDR: !saddr, FlagSADDR: saddr, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
+	}
+}
+
+func nfproto(p byte) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{p}},
+	}
+}
+
+func inSet(key uint32, set *nftables.Set, invert bool) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKey(key), Register: reg1},
+		&expr.Lookup{SourceRegister: reg1, SetName: set.Name, SetID: set.ID, Invert: invert},
+	}
+}
+
+func ctBits(key expr.CtKey, bits uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: reg1, Key: key},
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(bits), Xor: binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(0)},
+	}
+}
+
+func ctState(bits uint32) []expr.Any { return ctBits(expr.CtKeySTATE, bits) }
+
+// ctStatusDNAT matches connections whose destination was translated (the
+// kernel's IPS_DST_NAT status bit).
+func ctStatusDNAT() []expr.Any { return ctBits(expr.CtKeySTATUS, 1<<5) }

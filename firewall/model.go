@@ -1,0 +1,86 @@
+package firewall
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
+)
+
+// Network is what the firewall needs of a bridge network. Networks are
+// known by their bridges: traffic is matched by the interface it comes in
+// or goes out on, so no rule depends on a subnet.
+type Network struct {
+	Bridge string
+	// Internal networks have no traffic in or out but to their gateway.
+	Internal bool
+	// Masquerade rewrites traffic leaving the host from the network.
+	Masquerade bool
+	// Isolated (enable_icc=false) keeps the network's containers from
+	// talking to each other; Ports are the host ends of their veth pairs.
+	Isolated bool
+	Ports    []string
+}
+
+// Binding is one published port: HostIP (zero: every address of the host)
+// and HostPort forwarded to IP and Port of a container.
+type Binding struct {
+	Proto    string // tcp, udp or sctp
+	HostIP   netip.Addr
+	HostPort uint16
+	IP       netip.Addr
+	Port     uint16
+}
+
+// protoNumber is the IP protocol number of a binding's protocol.
+func protoNumber(p string) (byte, bool) {
+	switch p {
+	case "tcp":
+		return unix.IPPROTO_TCP, true
+	case "udp":
+		return unix.IPPROTO_UDP, true
+	case "sctp":
+		return unix.IPPROTO_SCTP, true
+	}
+	return 0, false
+}
+
+// Element encodings follow nftables' register layout: each field of a
+// concatenation fills whole 4-byte registers, protocol and port in network
+// order, padded with zeros.
+
+func pad4(b []byte) []byte {
+	out := make([]byte, (len(b)+3)/4*4)
+	copy(out, b)
+	return out
+}
+
+func portBytes(p uint16) []byte {
+	b := make([]byte, 2)
+	binary.BigEndian.PutUint16(b, p)
+	return pad4(b)
+}
+
+func ifname(name string) []byte {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, name)
+	return b
+}
+
+// bindingElement is the map element of a binding: the key (host address
+// when given) . protocol . port, the value container address . port.
+func bindingElement(b Binding) (nftables.SetElement, bool) {
+	proto, ok := protoNumber(b.Proto)
+	if !ok {
+		return nftables.SetElement{}, false
+	}
+	var key []byte
+	if b.HostIP.IsValid() {
+		key = append(key, b.HostIP.AsSlice()...)
+	}
+	key = append(key, pad4([]byte{proto})...)
+	key = append(key, portBytes(b.HostPort)...)
+	val := append(b.IP.AsSlice(), portBytes(b.Port)...)
+	return nftables.SetElement{Key: key, Val: val}, true
+}

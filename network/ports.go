@@ -1,0 +1,317 @@
+package network
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"sync"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/berth-net/berth/driver/bridge"
+	"github.com/berth-net/berth/firewall"
+	"github.com/berth-net/berth/netdev"
+)
+
+// PortSpec is a port the caller asks to publish: container Port on
+// HostIP (unspecified: every address of the host) and a host port in
+// [HostPortMin, HostPortMax] (both 0: any free one).
+type PortSpec struct {
+	Proto       string
+	Port        uint16
+	HostIP      netip.Addr
+	HostPortMin uint16
+	HostPortMax uint16
+}
+
+// PortBinding is a published port as it was made.
+type PortBinding struct {
+	Proto    string
+	Port     uint16
+	HostIP   netip.Addr `json:",omitzero"`
+	HostPort uint16
+}
+
+// Ephemeral range for ports the caller leaves to berth, Linux's default.
+const (
+	ephemeralMin = 32768
+	ephemeralMax = 60999
+)
+
+// portKey is one host port of one protocol on one address (zero: all).
+type portKey struct {
+	proto string
+	ip    netip.Addr
+	port  uint16
+}
+
+// ports are the host ports berth publishes, each held by a reservation.
+type ports struct {
+	mu     sync.Mutex
+	held   map[portKey][]io.Closer
+	cursor map[string]uint16 // per protocol, where the next free search starts
+}
+
+func newPorts() *ports { return &ports{held: map[portKey][]io.Closer{}, cursor: map[string]uint16{}} }
+
+// taken tells whether k clashes with a published port: the same port of
+// the same protocol on the same address, or on all addresses.
+func (p *ports) taken(k portKey) bool {
+	if _, ok := p.held[k]; ok {
+		return true
+	}
+	if !k.ip.IsValid() {
+		for h := range p.held {
+			if h.proto == k.proto && h.port == k.port {
+				return true
+			}
+		}
+		return false
+	}
+	_, all := p.held[portKey{proto: k.proto, port: k.port}]
+	return all
+}
+
+// reserve takes k for berth: reservation sockets for IPv4 (and IPv6).
+func (p *ports) reserve(k portKey, v4, v6 bool) error {
+	var held []io.Closer
+	fams := map[bool]bool{false: v4 && (!k.ip.IsValid() || k.ip.Is4()), true: v6 && (!k.ip.IsValid() || k.ip.Is6())}
+	for _, six := range []bool{false, true} {
+		if !fams[six] {
+			continue
+		}
+		c, err := netdev.ReservePort(k.proto, k.ip, k.port, six)
+		if err != nil {
+			for _, h := range held {
+				h.Close()
+			}
+			return err
+		}
+		held = append(held, c)
+	}
+	p.held[k] = held
+	return nil
+}
+
+func (p *ports) release(k portKey) {
+	for _, c := range p.held[k] {
+		c.Close()
+	}
+	delete(p.held, k)
+}
+
+// allocate makes the bindings of specs for an endpoint with the given
+// address families. Nothing stays taken when it fails.
+func (p *ports) allocate(specs []PortSpec, v4, v6 bool, defaultIP netip.Addr, owner string) ([]PortBinding, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var made []PortBinding
+	undo := func() {
+		for _, b := range made {
+			p.release(portKey{b.Proto, b.HostIP, b.HostPort})
+		}
+	}
+	for _, s := range specs {
+		ip := s.HostIP
+		if !ip.IsValid() || ip.IsUnspecified() {
+			ip = defaultIP
+		}
+		if ip.IsUnspecified() {
+			ip = netip.Addr{}
+		}
+		min, max := s.HostPortMin, s.HostPortMax
+		random := min == 0
+		if random {
+			min, max = ephemeralMin, ephemeralMax
+		}
+		if max < min {
+			max = min
+		}
+		port, err := p.take(s.Proto, ip, min, max, random, v4, v6)
+		if err != nil {
+			undo()
+			return nil, fmt.Errorf("driver failed programming external connectivity on endpoint %s: %w", owner, err)
+		}
+		made = append(made, PortBinding{Proto: s.Proto, Port: s.Port, HostIP: ip, HostPort: port})
+	}
+	return made, nil
+}
+
+// take finds a free port in [min, max] and reserves it; a random pick
+// starts where the last one left off, as Docker's allocator does.
+func (p *ports) take(proto string, ip netip.Addr, min, max uint16, random, v4, v6 bool) (uint16, error) {
+	n := int(max-min) + 1
+	start := min
+	if random {
+		if c := p.cursor[proto]; c >= min && c <= max {
+			start = c
+		}
+	}
+	var lastErr error
+	for i := range n {
+		port := min + uint16((int(start-min)+i)%n)
+		k := portKey{proto, ip, port}
+		if p.taken(k) {
+			if n == 1 {
+				shown := ip
+				if !shown.IsValid() {
+					shown = netip.IPv4Unspecified()
+				}
+				return 0, errdefs.ErrConflict.WithMessage(fmt.Sprintf("Bind for %s failed: port is already allocated", netip.AddrPortFrom(shown, port)))
+			}
+			continue
+		}
+		if err := p.reserve(k, v4, v6); err != nil {
+			lastErr = err
+			if !random && n == 1 {
+				break
+			}
+			continue
+		}
+		if random {
+			p.cursor[proto] = port + 1
+		}
+		return port, nil
+	}
+	if lastErr != nil {
+		return 0, errdefs.ErrConflict.WithMessage("Error starting userland proxy: " + lastErr.Error())
+	}
+	return 0, errdefs.ErrConflict.WithMessage(fmt.Sprintf("no free %s port in %d-%d", proto, min, max))
+}
+
+// releaseBindings gives back an endpoint's host ports.
+func (p *ports) releaseBindings(bs []PortBinding) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range bs {
+		p.release(portKey{b.Proto, b.HostIP, b.HostPort})
+	}
+}
+
+// restore takes the ports of a stored endpoint again after a restart.
+func (p *ports) restore(bs []PortBinding, v4, v6 bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var errs []error
+	for _, b := range bs {
+		k := portKey{b.Proto, b.HostIP, b.HostPort}
+		if err := p.reserve(k, v4, v6); err != nil {
+			// The kernel translation still works; the port is just not
+			// protected from other processes.
+			errs = append(errs, err)
+			p.held[k] = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// firewallBindings are the translations of an endpoint's bindings.
+func firewallBindings(ep *Endpoint) []firewall.Binding {
+	var out []firewall.Binding
+	for _, b := range ep.Ports {
+		for _, a := range []netip.Prefix{ep.IPv4, ep.IPv6} {
+			if !a.IsValid() || (b.HostIP.IsValid() && b.HostIP.Is4() != a.Addr().Is4()) {
+				continue
+			}
+			out = append(out, firewall.Binding{Proto: b.Proto, HostIP: b.HostIP, HostPort: b.HostPort, IP: a.Addr(), Port: b.Port})
+		}
+	}
+	return out
+}
+
+// firewallNetwork is what the firewall needs of a network; ok is false for
+// networks without a bridge of berth's.
+func firewallNetwork(nw *netState) (firewall.Network, bool) {
+	if nw.rec.Driver != "bridge" {
+		return firewall.Network{}, false
+	}
+	n := firewall.Network{
+		Bridge:     bridge.BridgeName(nw.dn),
+		Internal:   nw.rec.Internal,
+		Masquerade: optionTrue(nw.rec.Options, bridge.OptionMasquerade, true),
+		Isolated:   !optionTrue(nw.rec.Options, bridge.OptionEnableICC, true),
+	}
+	return n, true
+}
+
+func optionTrue(opts map[string]string, key string, def bool) bool {
+	v, ok := opts[key]
+	if !ok {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return def
+	}
+	return b
+}
+
+// defaultHostIP is the network's host_binding_ipv4 option.
+func defaultHostIP(nw *netState) netip.Addr {
+	a, _ := netip.ParseAddr(nw.rec.Options[bridge.OptionHostBindingV4])
+	return a
+}
+
+// endpointChange is the firewall change an endpoint's arrival makes: its
+// published ports, and its veth in an isolated network.
+func endpointChange(nw *netState, ep *Endpoint) firewall.Change {
+	var ch firewall.Change
+	ch.Publish = firewallBindings(ep)
+	if fn, ok := firewallNetwork(nw); ok && fn.Isolated && ep.HostIfName != "" {
+		ch.Isolate = []string{ep.HostIfName}
+	}
+	return ch
+}
+
+// reverse is the change that undoes ch.
+func reverse(ch firewall.Change) firewall.Change {
+	return firewall.Change{
+		AddNetworks: ch.RemoveNetworks, RemoveNetworks: ch.AddNetworks,
+		Publish: ch.Unpublish, Unpublish: ch.Publish,
+		Isolate: ch.Unisolate, Unisolate: ch.Isolate,
+	}
+}
+
+func empty(ch firewall.Change) bool {
+	return len(ch.AddNetworks)+len(ch.RemoveNetworks)+len(ch.Publish)+len(ch.Unpublish)+len(ch.Isolate)+len(ch.Unisolate) == 0
+}
+
+// applyFirewall makes a change, when there is a firewall and a change.
+func (c *Controller) applyFirewall(ch firewall.Change) error {
+	if c.fw == nil || empty(ch) {
+		return nil
+	}
+	return c.fw.Apply(ch)
+}
+
+// rebuildFirewall writes the whole firewall from memory: at start.
+func (c *Controller) rebuildFirewall() error {
+	if c.fw == nil {
+		return nil
+	}
+	var nets []firewall.Network
+	var binds []firewall.Binding
+	for _, nw := range c.networks {
+		fn, ok := firewallNetwork(nw)
+		if !ok {
+			continue
+		}
+		for _, ep := range nw.endpoints {
+			binds = append(binds, firewallBindings(&ep.rec)...)
+			if fn.Isolated && ep.rec.HostIfName != "" {
+				fn.Ports = append(fn.Ports, ep.rec.HostIfName)
+			}
+			v4, v6 := ep.rec.IPv4.IsValid(), ep.rec.IPv6.IsValid()
+			if err := c.ports.restore(ep.rec.Ports, v4, v6); err != nil {
+				c.log.Warn("reserve published ports", "endpoint", ep.rec.ID, "err", err)
+			}
+		}
+		nets = append(nets, fn)
+		if err := netdev.AllowLocalnet(fn.Bridge); err != nil {
+			c.log.Warn("allow 127.0.0.1 through the bridge", "bridge", fn.Bridge, "err", err)
+		}
+	}
+	return c.fw.Rebuild(nets, binds)
+}
