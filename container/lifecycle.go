@@ -135,13 +135,22 @@ func (m *Manager) attachNetworks(c *Container) (string, []network.EndpointDetail
 		}
 		return sb.Key, sb.Endpoints, nil
 	}
+	specs, err := portSpecs(c)
+	if err != nil {
+		return "", nil, err
+	}
+	publishOn := m.publishingNetwork(c, specs)
 	sb, err := m.cfg.Networks.CreateSandbox(network.SandboxOptions{ID: c.ID, Name: c.Name})
 	if err != nil {
 		return "", nil, err
 	}
 	var eps []network.EndpointDetail
 	for _, att := range c.Networks {
-		ep, err := m.cfg.Networks.Connect(c.ID, att.Network, endpointOptions(att.Config))
+		opts := endpointOptions(att.Config)
+		if att.Network == publishOn {
+			opts.Ports = specs
+		}
+		ep, err := m.cfg.Networks.Connect(c.ID, att.Network, opts)
 		if err != nil {
 			m.releaseNetworks(c.ID)
 			return "", nil, err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -200,7 +201,7 @@ func (d *Daemon) summary(c container.Container) ctypes.Summary {
 	s := ctypes.Summary{
 		ID: c.ID, Names: []string{"/" + c.Name}, Image: c.Image, ImageID: c.ImageID,
 		Command: commandLine(c.Path, c.Args), Created: c.Created.Unix(),
-		Ports: []ctypes.PortSummary{}, Labels: c.Config.Labels, State: c.State.Status,
+		Ports: d.portSummaries(c), Labels: c.Config.Labels, State: c.State.Status,
 		Status: statusText(c.State), Mounts: []ctypes.MountPoint{},
 		NetworkSettings: &ctypes.NetworkSettingsSummary{Networks: d.endpointSettings(c)},
 	}
@@ -306,7 +307,7 @@ func (d *Daemon) inspectContainer(w http.ResponseWriter, r *http.Request) error 
 		LogPath:        d.containers.LogPath(c.ID),
 		ExecIDs:        d.containers.ExecIDs(c.ID),
 		HostConfig:     c.Host, Config: c.Config, Mounts: []ctypes.MountPoint{},
-		NetworkSettings: &ctypes.NetworkSettings{Ports: ntypes.PortMap{}, Networks: d.endpointSettings(c)},
+		NetworkSettings: &ctypes.NetworkSettings{Ports: d.portMap(c), Networks: d.endpointSettings(c)},
 	}
 	if sb, ok := d.containers.Sandbox(c); ok {
 		resp.NetworkSettings.SandboxID, resp.NetworkSettings.SandboxKey = sb.ID, sb.Key
@@ -472,4 +473,58 @@ func (d *Daemon) collectImages() {
 	if err := d.images.Collect(d.containers.UsesImage); err != nil {
 		d.cfg.Log.Warn("delete unused removed images", "err", err)
 	}
+}
+
+// published lists a running container's published ports as Docker shows
+// them: a binding on every address appears as 0.0.0.0 (and :: for an
+// endpoint with IPv6).
+func (d *Daemon) published(c container.Container) []ctypes.PortSummary {
+	var out []ctypes.PortSummary
+	sb, ok := d.containers.Sandbox(c)
+	if !ok {
+		return nil
+	}
+	for _, ep := range sb.Endpoints {
+		for _, b := range ep.Ports {
+			ips := []netip.Addr{b.HostIP}
+			if !b.HostIP.IsValid() {
+				ips = []netip.Addr{netip.IPv4Unspecified()}
+				if ep.IPv6.IsValid() {
+					ips = append(ips, netip.IPv6Unspecified())
+				}
+			}
+			for _, ip := range ips {
+				out = append(out, ctypes.PortSummary{IP: ip, PrivatePort: b.Port, PublicPort: b.HostPort, Type: b.Proto})
+			}
+		}
+	}
+	return out
+}
+
+func (d *Daemon) portSummaries(c container.Container) []ctypes.PortSummary {
+	out := d.published(c)
+	if out == nil {
+		out = []ctypes.PortSummary{}
+	}
+	return out
+}
+
+// portMap is NetworkSettings.Ports: every exposed or bound port, with its
+// host bindings while the container runs.
+func (d *Daemon) portMap(c container.Container) ntypes.PortMap {
+	m := ntypes.PortMap{}
+	for p := range c.Config.ExposedPorts {
+		m[p] = nil
+	}
+	for p := range c.Host.PortBindings {
+		m[p] = nil
+	}
+	for _, s := range d.published(c) {
+		p, ok := ntypes.PortFrom(s.PrivatePort, ntypes.IPProtocol(s.Type))
+		if !ok {
+			continue
+		}
+		m[p] = append(m[p], ntypes.PortBinding{HostIP: s.IP, HostPort: strconv.Itoa(int(s.PublicPort))})
+	}
+	return m
 }

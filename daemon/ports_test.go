@@ -1,0 +1,236 @@
+package daemon_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	ctypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/berth-net/berth/internal/nettest"
+)
+
+// publish is a port binding for runContainer's host config.
+func publish(bindings ...string) network.PortMap {
+	m := network.PortMap{}
+	for _, b := range bindings {
+		// container/proto=hostip:hostport
+		cport, host, _ := strings.Cut(b, "=")
+		ip, port, _ := strings.Cut(host, ":")
+		var hostIP netip.Addr
+		if ip != "" {
+			hostIP = netip.MustParseAddr(ip)
+		}
+		p := network.MustParsePort(cport)
+		m[p] = append(m[p], network.PortBinding{HostIP: hostIP, HostPort: port})
+	}
+	return m
+}
+
+// netnsOf opens a running container's network namespace.
+func netnsOf(t *testing.T, d *nettest.Daemon, id string) *nettest.Namespace {
+	t.Helper()
+	key := inspectContainer(t, d, id).NetworkSettings.SandboxKey
+	if key == "" {
+		t.Fatalf("container %s has no namespace of its own", id)
+	}
+	return nettest.OpenNamespace(t, key)
+}
+
+// udpEcho answers every datagram with tag and the datagram, inside ns.
+func udpEcho(t *testing.T, ns *nettest.Namespace, addr, tag string) {
+	t.Helper()
+	var pc net.PacketConn
+	if err := ns.Do(func() (err error) { pc, err = net.ListenPacket("udp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(append([]byte(tag), buf[:n]...), from)
+		}
+	}()
+}
+
+// udpAsk sends a datagram from conn and returns the answer.
+func udpAsk(conn net.PacketConn, to string, msg string) (string, error) {
+	addr, err := net.ResolveUDPAddr("udp", to)
+	if err != nil {
+		return "", err
+	}
+	conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.WriteTo([]byte(msg), addr); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 1500)
+	n, _, err := conn.ReadFrom(buf)
+	return string(buf[:n]), err
+}
+
+// unreachable checks that a TCP dial from ns to addr does not get through.
+func unreachable(t *testing.T, ns *nettest.Namespace, addr, why string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	if c, err := ns.Dial(ctx, "tcp", addr); err == nil {
+		c.Close()
+		t.Errorf("%s: %s is reachable", why, addr)
+	}
+}
+
+func sleeper(name, net string, ports network.PortMap) spec {
+	return spec{name: name, network: net, cmd: []string{"sleep", "100000"}, hostConfig: &ctypes.HostConfig{PortBindings: ports}}
+}
+
+func TestPublishedPortsAreReachableWhereTheyShouldBeAndNowhereElse(t *testing.T) {
+	t.Parallel()
+	h, d := containerHost(t)
+	remote := h.AddRemote()
+	create(t, d, "app", client.NetworkCreateOptions{})
+	create(t, d, "other", client.NetworkCreateOptions{})
+	web := runContainer(t, d, sleeper("web", "app", publish("80/tcp=:8080", "53/udp=:5353", "81/tcp=127.0.0.1:8081")))
+	webNS := netnsOf(t, d, web)
+	for _, port := range []string{":80", ":81", ":82"} {
+		echoServer(t, webNS, port)
+	}
+	udpEcho(t, webNS, ":53", "web:")
+
+	for _, c := range []struct {
+		from *nettest.Namespace
+		addr string
+		who  string
+	}{
+		{remote.Namespace, "192.0.2.1:8080", "another machine, via the host's address"},
+		{h.Namespace, "127.0.0.1:8080", "the host, via 127.0.0.1"},
+		{h.Namespace, "192.0.2.1:8080", "the host, via its own address"},
+		{h.Namespace, "127.0.0.1:8081", "the host, via 127.0.0.1, to a port published on 127.0.0.1"},
+		{netnsOf(t, d, runContainer(t, d, sleeper("peer", "app", nil))), "192.0.2.1:8080", "a container on the same network (hairpin)"},
+		{netnsOf(t, d, runContainer(t, d, sleeper("far", "other", nil))), "192.0.2.1:8080", "a container on another network"},
+	} {
+		if err := roundTrip(c.from, c.addr); err != nil {
+			t.Errorf("from %s to %s: %v", c.who, c.addr, err)
+		}
+	}
+	var udp net.PacketConn
+	if err := remote.Do(func() (err error) { udp, err = net.ListenPacket("udp", ":0"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	if got, err := udpAsk(udp, "192.0.2.1:5353", "ping"); err != nil || got != "web:ping" {
+		t.Errorf("UDP from another machine: %q, %v", got, err)
+	}
+
+	unreachable(t, remote.Namespace, "192.0.2.1:8081", "a port published on 127.0.0.1, from another machine")
+	if err := remote.RouteVia(netip.MustParsePrefix("172.18.0.0/16")); err != nil {
+		t.Fatal(err)
+	}
+	unreachable(t, remote.Namespace, "172.18.0.2:80", "a container's address, from another machine")
+	unreachable(t, remote.Namespace, "172.18.0.2:82", "an unpublished port, from another machine")
+
+	ports := inspectContainer(t, d, web).NetworkSettings.Ports
+	if got := fmt.Sprint(ports[network.MustParsePort("80/tcp")]); got != "[{0.0.0.0 8080}]" {
+		t.Errorf("inspect shows 80/tcp as %s", got)
+	}
+	if got := fmt.Sprint(ports[network.MustParsePort("81/tcp")]); got != "[{127.0.0.1 8081}]" {
+		t.Errorf("inspect shows 81/tcp as %s", got)
+	}
+}
+
+func TestRandomHostPortsComeFromTheEphemeralRangeInOrder(t *testing.T) {
+	t.Parallel()
+	_, d := containerHost(t)
+	a := runContainer(t, d, sleeper("ca", "bridge", publish("80/tcp=")))
+	b := runContainer(t, d, sleeper("cb", "bridge", publish("80/tcp=", "90/udp=")))
+	if got := inspectContainer(t, d, a).NetworkSettings.Ports[network.MustParsePort("80/tcp")]; len(got) != 1 || got[0].HostPort != "32768" {
+		t.Errorf("first random port: %v, want 32768", got)
+	}
+	ports := inspectContainer(t, d, b).NetworkSettings.Ports
+	if got := ports[network.MustParsePort("80/tcp")]; len(got) != 1 || got[0].HostPort != "32769" {
+		t.Errorf("second random tcp port: %v, want 32769", got)
+	}
+	if got := ports[network.MustParsePort("90/udp")]; len(got) != 1 || got[0].HostPort != "32768" {
+		t.Errorf("first random udp port: %v, want 32768", got)
+	}
+}
+
+func TestPortConflictsAreRefusedAndLeaveNothing(t *testing.T) {
+	t.Parallel()
+	h, d := containerHost(t)
+	runContainer(t, d, sleeper("web", "bridge", publish("80/tcp=:8080")))
+	l, err := h.Listen("tcp", "0.0.0.0:9090")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+
+	for _, c := range []struct {
+		name  string
+		ports network.PortMap
+		want  string
+	}{
+		{"dup", publish("80/tcp=:8080"), "Bind for 0.0.0.0:8080 failed: port is already allocated"},
+		{"dup-local", publish("80/tcp=127.0.0.1:8080"), "Bind for 127.0.0.1:8080 failed: port is already allocated"},
+		{"held", publish("80/tcp=:9090"), "bind: address already in use"},
+		{"elsewhere", publish("80/tcp=203.0.113.9:8090"), "bind: cannot assign requested address"},
+		{"badport", publish("80/tcp=:80x"), "invalid hostPort: 80x"},
+	} {
+		res, err := d.Client.ContainerCreate(ctxT(t), client.ContainerCreateOptions{Name: c.name,
+			Config: &ctypes.Config{Image: "busybox", Cmd: []string{"sleep", "1000"}}, HostConfig: &ctypes.HostConfig{PortBindings: c.ports}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = d.Client.ContainerStart(ctxT(t), res.ID, client.ContainerStartOptions{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("start %s: %v, want %q", c.name, err, c.want)
+		}
+		if st := inspectContainer(t, d, res.ID).State; st.Running {
+			t.Errorf("%s runs after a refused start", c.name)
+		}
+	}
+	if n := inspect(t, d, "bridge"); len(n.Containers) != 1 {
+		t.Errorf("refused starts left endpoints: %v", n.Containers)
+	}
+	// The good binding still holds its port.
+	if _, err := h.Listen("tcp", "0.0.0.0:8080"); err == nil {
+		t.Errorf("a host process could take port 8080 while web publishes it")
+	}
+}
+
+func TestUDPFlowDoesNotStickToARemovedContainer(t *testing.T) {
+	t.Parallel()
+	h, d := containerHost(t)
+	remote := h.AddRemote()
+	a := runContainer(t, d, sleeper("ua", "bridge", publish("53/udp=:5353")))
+	udpEcho(t, netnsOf(t, d, a), ":53", "A:")
+	var udp net.PacketConn
+	if err := remote.Do(func() (err error) { udp, err = net.ListenPacket("udp", "192.0.2.2:40000"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	if got, err := udpAsk(udp, "192.0.2.1:5353", "1"); err != nil || got != "A:1" {
+		t.Fatalf("first datagram: %q, %v", got, err)
+	}
+	if _, err := d.Client.ContainerRemove(ctxT(t), a, client.ContainerRemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	// b takes the address a had, so a stale flow would even land on it
+	// through the old translation; give it another address to be sure
+	// the flow is re-translated.
+	runContainer(t, d, sleeper("filler", "bridge", nil))
+	b := runContainer(t, d, sleeper("ub", "bridge", publish("53/udp=:5353")))
+	udpEcho(t, netnsOf(t, d, b), ":53", "B:")
+	if got, err := udpAsk(udp, "192.0.2.1:5353", "2"); err != nil || got != "B:2" {
+		t.Fatalf("same flow after the container was replaced: %q, %v", got, err)
+	}
+}
