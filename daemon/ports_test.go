@@ -234,3 +234,95 @@ func TestUDPFlowDoesNotStickToARemovedContainer(t *testing.T) {
 		t.Fatalf("same flow after the container was replaced: %q, %v", got, err)
 	}
 }
+
+// peerServer answers every connection, inside ns, with the address the
+// connection came from.
+func peerServer(t *testing.T, ns *nettest.Namespace, addr string) {
+	t.Helper()
+	l, err := ns.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+			c.Write([]byte(host))
+			c.Close()
+		}
+	}()
+}
+
+// askPeer connects from ns to addr and returns what the server said.
+func askPeer(ns *nettest.Namespace, addr string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := ns.Dial(ctx, "tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 64)
+	n, _ := c.Read(buf)
+	return string(buf[:n]), nil
+}
+
+func TestMasqueradeIsolationICCAndInternalNetworks(t *testing.T) {
+	t.Parallel()
+	h, d := containerHost(t)
+	remote := h.AddRemote()
+	peerServer(t, remote.Namespace, "192.0.2.2:7000")
+	create(t, d, "one", client.NetworkCreateOptions{})
+	create(t, d, "two", client.NetworkCreateOptions{})
+	create(t, d, "quiet", client.NetworkCreateOptions{Options: map[string]string{"com.docker.network.bridge.enable_icc": "false"}})
+	create(t, d, "plain", client.NetworkCreateOptions{Options: map[string]string{"com.docker.network.bridge.enable_ip_masquerade": "false"}})
+	create(t, d, "int", client.NetworkCreateOptions{Internal: true})
+
+	a := netnsOf(t, d, runContainer(t, d, sleeper("ca", "one", nil)))
+	b := netnsOf(t, d, runContainer(t, d, sleeper("cb", "two", nil)))
+	echoServer(t, a, ":80")
+	echoServer(t, b, ":80")
+	// Out of the host, masqueraded as the host's address.
+	if got, err := askPeer(a, "192.0.2.2:7000"); err != nil || got != "192.0.2.1" {
+		t.Errorf("a container's connection to another machine arrives from %q (%v), want the host's 192.0.2.1", got, err)
+	}
+	// Isolation between networks, both ways.
+	unreachable(t, a, "172.19.0.2:80", "a container on another network (one → two)")
+	unreachable(t, b, "172.18.0.2:80", "a container on another network (two → one)")
+
+	// enable_icc=false: no traffic between the network's containers, but
+	// a published port still works through the host.
+	x := netnsOf(t, d, runContainer(t, d, sleeper("qx", "quiet", nil)))
+	yID := runContainer(t, d, sleeper("qy", "quiet", publish("80/tcp=:8088")))
+	y := netnsOf(t, d, yID)
+	echoServer(t, y, ":80")
+	yIP := inspectContainer(t, d, yID).NetworkSettings.Networks["quiet"].IPAddress.String()
+	unreachable(t, x, yIP+":80", "another container of an enable_icc=false network")
+	if err := roundTrip(x, "192.0.2.1:8088"); err != nil {
+		t.Errorf("published port of an enable_icc=false network through the host: %v", err)
+	}
+
+	// enable_ip_masquerade=false: the container's own address goes out.
+	p := netnsOf(t, d, runContainer(t, d, sleeper("cp", "plain", nil)))
+	pIP := inspectContainer(t, d, "cp").NetworkSettings.Networks["plain"].IPAddress
+	if err := remote.RouteVia(netip.PrefixFrom(pIP, 16).Masked()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := askPeer(p, "192.0.2.2:7000"); err != nil || got != pIP.String() {
+		t.Errorf("without masquerade the connection arrives from %q (%v), want %s", got, err, pIP)
+	}
+
+	// Internal: its containers talk to each other, nothing leaves.
+	i1 := netnsOf(t, d, runContainer(t, d, sleeper("i1", "int", nil)))
+	i2ID := runContainer(t, d, sleeper("i2", "int", nil))
+	echoServer(t, netnsOf(t, d, i2ID), ":80")
+	if err := roundTrip(i1, inspectContainer(t, d, i2ID).NetworkSettings.Networks["int"].IPAddress.String()+":80"); err != nil {
+		t.Errorf("containers of an internal network: %v", err)
+	}
+	unreachable(t, i1, "192.0.2.2:7000", "another machine, from an internal network")
+}
