@@ -2,13 +2,16 @@ package daemon_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	ctypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
@@ -325,4 +328,119 @@ func TestMasqueradeIsolationICCAndInternalNetworks(t *testing.T) {
 		t.Errorf("containers of an internal network: %v", err)
 	}
 	unreachable(t, i1, "192.0.2.2:7000", "another machine, from an internal network")
+}
+
+func TestStockDockerRunPublishes(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat(dockerCLI); err != nil {
+		t.Skipf("the stock Docker CLI is not at %s: %v", dockerCLI, err)
+	}
+	h, d := containerHost(t)
+	remote := h.AddRemote()
+	id := strings.TrimSpace(dockerOK(t, d, "run", "-d", "--name", "web", "-p", "8080:80", "-p", "127.0.0.1:5353:53/udp", "-p", "90", "busybox", "sleep", "100000"))
+	echoServer(t, netnsOf(t, d, id), ":80")
+	if err := roundTrip(remote.Namespace, "192.0.2.1:8080"); err != nil {
+		t.Errorf("docker run -p 8080:80 from another machine: %v", err)
+	}
+	if got := dockerOK(t, d, "port", "web"); got != "53/udp -> 127.0.0.1:5353\n80/tcp -> 0.0.0.0:8080\n90/tcp -> 0.0.0.0:32768\n" {
+		t.Errorf("docker port web:\n%s", got)
+	}
+	if got := dockerOK(t, d, "ps", "--format", "{{.Ports}}"); !strings.Contains(got, "0.0.0.0:8080->80/tcp") {
+		t.Errorf("docker ps ports: %q", got)
+	}
+	_, stderr, code := docker(t, d, "run", "-d", "--name", "web2", "-p", "8080:80", "busybox", "sleep", "1")
+	if code != 125 || !strings.Contains(stderr, "Bind for 0.0.0.0:8080 failed: port is already allocated") {
+		t.Errorf("second -p 8080: exit %d, %q", code, stderr)
+	}
+}
+
+// TestCrashWhilePublishingLeavesExactlyTheRunningContainersPorts kills
+// berthd while containers with published ports start and stop, and checks
+// that after the restart the kernel translates exactly the ports of the
+// containers that run.
+func TestCrashWhilePublishingLeavesExactlyTheRunningContainersPorts(t *testing.T) {
+	t.Parallel()
+	h, d := containerHost(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		for i := 0; i < 30; i++ {
+			name := fmt.Sprintf("p%d", i)
+			res, err := d.Client.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name,
+				Config:     &ctypes.Config{Image: "busybox", Cmd: []string{"sleep", "100000"}},
+				HostConfig: &ctypes.HostConfig{PortBindings: publish(fmt.Sprintf("80/tcp=:%d", 9000+i))}})
+			if err != nil {
+				return
+			}
+			if _, err := d.Client.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+				return
+			}
+			if i%3 == 0 {
+				zero := 0
+				if _, err := d.Client.ContainerStop(ctx, res.ID, client.ContainerStopOptions{Timeout: &zero}); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	time.Sleep(1500 * time.Millisecond)
+	d.Kill()
+	<-done
+	d.Start()
+
+	want := map[string]bool{}
+	list, err := d.Client.ContainerList(ctxT(t), client.ContainerListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range list.Items {
+		for _, p := range c.Ports {
+			want[fmt.Sprintf("%d", p.PublicPort)] = true
+		}
+	}
+	got := map[string]bool{}
+	for _, port := range publishedInKernel(t, h) {
+		got[port] = true
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("kernel translates host ports %v; the running containers publish %v", got, want)
+	}
+	t.Logf("%d containers running with %d published ports after the crash", len(list.Items), len(want))
+	if len(want) == 0 {
+		t.Errorf("nothing ran before the crash; the test proves nothing")
+	}
+}
+
+// publishedInKernel lists the host ports in berth's IPv4 port map of the
+// host's namespace.
+func publishedInKernel(t *testing.T, h *nettest.Host) []string {
+	t.Helper()
+	conn, err := nftables.New(nftables.WithNetNSFd(h.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, tb := range tables {
+		if !strings.HasPrefix(tb.Name, "berth") {
+			continue
+		}
+		set, err := conn.GetSetByName(tb, "ports4")
+		if err != nil {
+			t.Fatal(err)
+		}
+		els, err := conn.GetSetElements(set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, el := range els {
+			out = append(out, fmt.Sprint(binary.BigEndian.Uint16(el.Key[4:6])))
+		}
+	}
+	return out
 }

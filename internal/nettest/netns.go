@@ -223,3 +223,7 @@ func OpenNamespace(t testing.TB, path string) *Namespace {
 	t.Cleanup(func() { n.Netlink.Close(); h.Close() })
 	return n
 }
+
+// Fd is the namespace's file descriptor, for APIs that work on another
+// namespace (nftables.WithNetNSFd).
+func (n *Namespace) Fd() int { return int(n.ns) }
