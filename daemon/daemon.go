@@ -146,6 +146,9 @@ func New(cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	d.server = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second}
+	for _, w := range d.forwardWarnings() {
+		cfg.Log.Warn(w)
+	}
 	return d, nil
 }
 

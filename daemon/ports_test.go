@@ -444,3 +444,49 @@ func publishedInKernel(t *testing.T, h *nettest.Host) []string {
 	}
 	return out
 }
+
+// TestForwardDropPolicyOfAnotherTableIsReported: a table that drops
+// forwarded packets by policy (iptables' FORWARD set to DROP by Docker)
+// overrules any accept in berth's own table — nftables runs every base
+// chain of the hook and a drop is final — so berth, which never edits
+// another table, reports it with what to do.
+func TestForwardDropPolicyOfAnotherTableIsReported(t *testing.T) {
+	t.Parallel()
+	h := nettest.NewHost(t)
+	conn, err := nftables.New(nftables.WithNetNSFd(h.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	drop := nftables.ChainPolicyDrop
+	tb := conn.AddTable(&nftables.Table{Name: "filter", Family: nftables.TableFamilyIPv4})
+	conn.AddChain(&nftables.Chain{Name: "FORWARD", Table: tb, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &drop})
+	if err := conn.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	d := h.StartDaemon()
+	info, err := d.Client.Info(ctxT(t), client.InfoOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, w := range info.Info.Warnings {
+		found = found || strings.Contains(w, "ip filter FORWARD drops forwarded packets by policy")
+	}
+	if !found {
+		t.Errorf("/info warnings %q do not name ip filter FORWARD", info.Info.Warnings)
+	}
+	if !strings.Contains(d.Log(), "ip filter FORWARD drops forwarded packets by policy") {
+		t.Errorf("berthd did not log the dropping chain")
+	}
+	// The other table is left as it was.
+	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range chains {
+		if c.Name == "FORWARD" && (c.Policy == nil || *c.Policy != nftables.ChainPolicyDrop) {
+			t.Errorf("berth changed the other table's policy")
+		}
+	}
+}

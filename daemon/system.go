@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
 	"os"
 	"runtime"
@@ -90,6 +91,7 @@ func (d *Daemon) info(w http.ResponseWriter, r *http.Request) error {
 	for _, p := range d.cfg.Pools {
 		info.DefaultAddressPools = append(info.DefaultAddressPools, system.NetworkAddressPool{Base: p.Base, Size: p.Size})
 	}
+	info.Warnings = d.forwardWarnings()
 	return writeJSON(w, http.StatusOK, info)
 }
 
@@ -119,4 +121,22 @@ func memTotal() int64 {
 func forwarding() bool {
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
 	return err == nil && strings.TrimSpace(string(b)) == "1"
+}
+
+// forwardWarnings explains, for every other table that drops forwarded
+// packets by policy, why containers' traffic through the host stops there
+// and what the host's administrator can do about it.
+func (d *Daemon) forwardWarnings() []string {
+	drops, err := d.fw.ForwardDrops()
+	if err != nil {
+		return []string{"WARNING: cannot read the host's firewall: " + err.Error()}
+	}
+	var out []string
+	for _, c := range drops {
+		out = append(out, fmt.Sprintf("WARNING: %s drops forwarded packets by policy: traffic between containers and other machines "+
+			"(published ports, connections out) is dropped there whatever berth's table accepts; berth does not edit other tables. "+
+			"Accept berth's bridges in that chain, e.g. nft insert rule %s iifname \"berth0\" accept; nft insert rule %s oifname \"berth0\" ct state established,related accept "+
+			"(and likewise for each network's bridge), or set its policy to accept", c, c, c))
+	}
+	return out
 }

@@ -366,3 +366,39 @@ func ctState(bits uint32) []expr.Any { return ctBits(expr.CtKeySTATE, bits) }
 // ctStatusDNAT matches connections whose destination was translated (the
 // kernel's IPS_DST_NAT status bit).
 func ctStatusDNAT() []expr.Any { return ctBits(expr.CtKeySTATUS, 1<<5) }
+
+// ForwardDrops names the base chains of other tables that drop forwarded
+// packets by policy (iptables' FORWARD with policy DROP, as Docker sets
+// it). An accept in berth's table cannot overrule them: nftables runs
+// every base chain of a hook, and a drop in any is final. So berth can
+// only say so; it never edits another table.
+func (f *Firewall) ForwardDrops() ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	chains, err := f.conn.ListChains()
+	if err != nil {
+		return nil, fmt.Errorf("list chains: %w", err)
+	}
+	var out []string
+	for _, c := range chains {
+		if c.Table.Name == f.inet.Name || c.Hooknum == nil || *c.Hooknum != *nftables.ChainHookForward {
+			continue
+		}
+		if c.Policy != nil && *c.Policy == nftables.ChainPolicyDrop && c.Table.Family != nftables.TableFamilyBridge {
+			out = append(out, fmt.Sprintf("%s %s %s", familyName(c.Table.Family), c.Table.Name, c.Name))
+		}
+	}
+	return out, nil
+}
+
+func familyName(f nftables.TableFamily) string {
+	switch f {
+	case nftables.TableFamilyIPv4:
+		return "ip"
+	case nftables.TableFamilyIPv6:
+		return "ip6"
+	case nftables.TableFamilyINet:
+		return "inet"
+	}
+	return fmt.Sprint(f)
+}
