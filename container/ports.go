@@ -18,6 +18,14 @@ func portSpecs(c *Container) ([]network.PortSpec, error) {
 	var out []network.PortSpec
 	bound := map[ntypes.Port]bool{}
 	for port, bindings := range c.Host.PortBindings {
+		switch port.Proto() {
+		case "tcp", "udp", "sctp":
+		default:
+			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid proto: %s", port.Proto()))
+		}
+		if port.Num() == 0 {
+			return nil, errdefs.ErrInvalidArgument.WithMessage("invalid containerPort: 0")
+		}
 		bound[port] = true
 		if len(bindings) == 0 {
 			bindings = []ntypes.PortBinding{{}}

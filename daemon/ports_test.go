@@ -187,6 +187,8 @@ func TestPortConflictsAreRefusedAndLeaveNothing(t *testing.T) {
 		{"held", publish("80/tcp=:9090"), "bind: address already in use"},
 		{"elsewhere", publish("80/tcp=203.0.113.9:8090"), "bind: cannot assign requested address"},
 		{"badport", publish("80/tcp=:80x"), "invalid hostPort: 80x"},
+		{"zero", publish("0/tcp=:8095"), "invalid containerPort: 0"},
+		{"icmp", publish("80/icmp=:8096"), "invalid proto: icmp"},
 	} {
 		res, err := d.Client.ContainerCreate(ctxT(t), client.ContainerCreateOptions{Name: c.name,
 			Config: &ctypes.Config{Image: "busybox", Cmd: []string{"sleep", "1000"}}, HostConfig: &ctypes.HostConfig{PortBindings: c.ports}})
