@@ -245,6 +245,13 @@ func (c *Controller) addToFirewall(nw *netState) error {
 	if err := netdev.AllowLocalnet(fn.Bridge); err != nil {
 		return err
 	}
+	if nw.rec.EnableIPv6 {
+		// Only once a network asks for it: forwarding IPv6 changes how the
+		// host treats router advertisements.
+		if err := netdev.SetForwarding(true); err != nil {
+			return err
+		}
+	}
 	return c.applyFirewall(firewall.Change{AddNetworks: []firewall.Network{fn}})
 }
 

@@ -309,6 +309,11 @@ func (c *Controller) rebuildFirewall() error {
 			}
 		}
 		nets = append(nets, fn)
+		if nw.rec.EnableIPv6 {
+			if err := netdev.SetForwarding(true); err != nil {
+				c.log.Warn("enable IPv6 forwarding", "err", err)
+			}
+		}
 		if err := netdev.AllowLocalnet(fn.Bridge); err != nil {
 			c.log.Warn("allow 127.0.0.1 through the bridge", "bridge", fn.Bridge, "err", err)
 		}
