@@ -41,6 +41,10 @@ type Container struct {
 	State    State
 	// RestartCount counts restarts by a restart policy (none yet).
 	RestartCount int
+	// LinkEnv and LinkHosts are what legacy links on the default bridge
+	// gave the container when it last started.
+	LinkEnv   []string `json:",omitempty"`
+	LinkHosts []string `json:",omitempty"`
 }
 
 // NetworkAttachment is one network a container is (to be) connected to.

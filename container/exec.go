@@ -152,7 +152,7 @@ func (m *Manager) execProcess(c Container, x *execEntry) (string, error) {
 	if err != nil {
 		return "", errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
-	env := slices.Clone(c.Config.Env)
+	env := append(slices.Clone(c.Config.Env), c.LinkEnv...)
 	if !hasEnv(env, "PATH") {
 		env = append(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -35,7 +36,7 @@ func (m *Manager) FilePath(c Container, name string) string {
 
 // hostsFile is Docker's /etc/hosts: the localhost lines, --add-host entries,
 // then the container's own addresses with its hostname.
-func hostsFile(hostname, domain string, extra []string, eps []network.EndpointDetail) string {
+func hostsFile(hostname, domain string, extra, links []string, eps []network.EndpointDetail) string {
 	var b strings.Builder
 	b.WriteString(hostsHeader)
 	for _, h := range extra {
@@ -43,6 +44,9 @@ func hostsFile(hostname, domain string, extra []string, eps []network.EndpointDe
 		if ok {
 			fmt.Fprintf(&b, "%s\t%s\n", ip, name)
 		}
+	}
+	for _, l := range links {
+		b.WriteString(l + "\n")
 	}
 	names := hostname
 	if domain != "" {
@@ -115,6 +119,26 @@ func resolvFile(servers, search, options, dns, dnsSearch, dnsOptions []string) s
 	if len(options) > 0 {
 		fmt.Fprintf(&b, "options %s\n", strings.Join(options, " "))
 	}
+	return b.String()
+}
+
+// resolverFile is the resolv.conf of a container with berth's resolver:
+// only 127.0.0.11, with the search domains and options (ndots:0 unless the
+// user set ndots) Docker writes.
+func resolverFile(search, options, dnsSearch, dnsOptions []string) string {
+	if len(dnsSearch) > 0 {
+		search = dnsSearch
+	}
+	opts := dnsOptions
+	if !slices.ContainsFunc(opts, func(o string) bool { return strings.HasPrefix(o, "ndots:") }) {
+		opts = append([]string{"ndots:0"}, opts...)
+	}
+	var b strings.Builder
+	if len(search) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(search, " "))
+	}
+	b.WriteString("nameserver 127.0.0.11\n")
+	fmt.Fprintf(&b, "options %s\n", strings.Join(opts, " "))
 	return b.String()
 }
 

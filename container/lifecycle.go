@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -178,12 +180,18 @@ func (m *Manager) writeFiles(c *Container, eps []network.EndpointDetail) error {
 	}
 	hostname := c.Config.Hostname
 	hosts := ""
+	c.LinkEnv, c.LinkHosts = nil, nil
 	if mode == modeHost {
 		hostname, _ = os.Hostname()
 		b, _ := os.ReadFile("/etc/hosts")
 		hosts = string(b)
 	} else {
-		hosts = hostsFile(hostname, c.Config.Domainname, c.Host.ExtraHosts, eps)
+		if mode == modeBridge && len(c.Host.Links) > 0 {
+			if err := m.legacyLinks(c); err != nil {
+				return err
+			}
+		}
+		hosts = hostsFile(hostname, c.Config.Domainname, c.Host.ExtraHosts, c.LinkHosts, eps)
 	}
 	servers, search, options := hostResolvers("/etc/resolv.conf")
 	if len(m.cfg.Resolvers) > 0 {
@@ -194,12 +202,54 @@ func (m *Manager) writeFiles(c *Container, eps []network.EndpointDetail) error {
 		dns = append(dns, a.String())
 	}
 	resolv := resolvFile(servers, search, options, dns, c.Host.DNSSearch, c.Host.DNSOptions)
+	if usesResolver(c) {
+		resolv = resolverFile(search, options, c.Host.DNSSearch, c.Host.DNSOptions)
+	}
 	for path, content := range map[string]string{
 		m.hostnamePath(c.ID): hostname + "\n", m.hostsPath(c.ID): hosts, m.resolvPath(c.ID): resolv,
 	} {
 		if err := writeFile(path, content); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// usesResolver tells whether a container gets berth's resolver: when it is
+// on a user-defined network, as Docker's embedded DNS.
+func usesResolver(c *Container) bool {
+	for _, att := range c.Networks {
+		if !network.IsPredefined(att.Network) {
+			return true
+		}
+	}
+	return false
+}
+
+// legacyLinks resolves the container's --link targets on the default
+// bridge into /etc/hosts lines and environment variables.
+func (m *Manager) legacyLinks(c *Container) error {
+	links, err := m.links(c, true)
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		t := l.target.rec
+		sb, err := m.cfg.Networks.InspectSandbox(t.ID)
+		if err != nil {
+			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("Cannot link to /%s, as it does not belong to the default network", t.Name))
+		}
+		var ip netip.Addr
+		for _, ep := range sb.Endpoints {
+			if ep.NetworkName == modeBridge && ep.IPv4.IsValid() {
+				ip = ep.IPv4.Addr()
+			}
+		}
+		if !ip.IsValid() {
+			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("Cannot link to /%s, as it does not belong to the default network", t.Name))
+		}
+		c.LinkHosts = append(c.LinkHosts, fmt.Sprintf("%s\t%s %s %s", ip, l.alias, t.Config.Hostname, t.Name))
+		c.LinkEnv = append(c.LinkEnv, linkEnv(c.Name, l.alias, t, ip)...)
 	}
 	return nil
 }
@@ -220,7 +270,7 @@ func (m *Manager) writeBundle(c *Container, rootfs, netns string) error {
 	if err != nil {
 		return errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
-	env := c.Config.Env
+	env := append(slices.Clone(c.Config.Env), c.LinkEnv...)
 	if !hasEnv(env, "PATH") {
 		env = append(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	}

@@ -114,5 +114,5 @@ func (m *Manager) refreshHosts(c *Container) error {
 	if err != nil {
 		return err
 	}
-	return writeFile(m.hostsPath(c.ID), hostsFile(c.Config.Hostname, c.Config.Domainname, c.Host.ExtraHosts, sb.Endpoints))
+	return writeFile(m.hostsPath(c.ID), hostsFile(c.Config.Hostname, c.Config.Domainname, c.Host.ExtraHosts, c.LinkHosts, sb.Endpoints))
 }

@@ -20,7 +20,7 @@ func endpointSettings(ep bnet.EndpointDetail) *network.EndpointSettings {
 		NetworkID:  ep.NetworkID,
 		EndpointID: ep.ID,
 		MacAddress: mac,
-		DNSNames:   append([]string{ep.Name}, ep.Aliases...),
+		DNSNames:   append([]string{ep.Name, ep.SandboxID[:12]}, ep.Aliases...),
 	}
 	if ep.StaticIPv4.IsValid() || ep.StaticIPv6.IsValid() {
 		s.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: ep.StaticIPv4, IPv6Address: ep.StaticIPv6}

@@ -289,3 +289,37 @@ func hasIPv6(addrs []netip.Prefix) bool {
 	}
 	return false
 }
+
+// Fd is the namespace's file descriptor, for APIs that work on another
+// namespace (nftables.WithNetNSFd).
+func (n *Namespace) Fd() int { return int(n.fd) }
+
+// Do runs fn on a thread inside the namespace; sockets fn opens stay in it.
+// The thread goes back afterwards, or, if it cannot, stays locked so the
+// runtime discards it rather than reuse it in the wrong namespace.
+func (n *Namespace) Do(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(n.fd); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("enter %s: %w", n.path, err)
+			return
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			errc <- fmt.Errorf("leave %s: %w", n.path, err)
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}

@@ -254,6 +254,9 @@ func checkConnect(sb *sbState, nw *netState, opts EndpointOptions) error {
 			return errNoneNetwork
 		}
 	}
+	if len(opts.Aliases) > 0 && IsPredefined(nw.rec.Name) {
+		return errdefs.ErrInvalidArgument.WithMessage("network-scoped aliases are only supported for user-defined networks")
+	}
 	if opts.IPv4.IsValid() || opts.IPv6.IsValid() {
 		if nw.rec.Name == NameBridge {
 			return errStaticOnDefault
