@@ -215,6 +215,8 @@ func (m *Manager) checkNetworking(rec *Container, nc *ntypes.NetworkingConfig) e
 		}
 		if _, dup := settings[n.Name]; !dup {
 			order = append(order, n.Name)
+		}
+		if eps[term] != nil {
 			settings[n.Name] = eps[term]
 		}
 	}
