@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +19,7 @@ import (
 	ntypes "github.com/moby/moby/api/types/network"
 
 	"github.com/berth-net/berth/network"
+	"github.com/berth-net/berth/resolver"
 	"github.com/berth-net/berth/store"
 )
 
@@ -95,7 +97,18 @@ type Config struct {
 	// Removed, when set, is called after a container is removed, however
 	// that happened (rm, or --rm when it ended).
 	Removed func()
-	Log     *slog.Logger
+	// DNS is the resolver containers on user-defined networks use; nil
+	// leaves them with the host's servers.
+	DNS *DNS
+	Log *slog.Logger
+}
+
+// DNS is berth's resolver and where it forwards what is not a container's.
+type DNS struct {
+	Table    *resolver.Table
+	Resolver *resolver.Resolver
+	// Upstreams are the daemon's --dns servers, else the host's.
+	Upstreams func() []netip.AddrPort
 }
 
 // Manager runs containers.
@@ -108,6 +121,8 @@ type Manager struct {
 	byID   map[string]*entry
 	byName map[string]string // name → ID; "" while a create is under way
 	execs  map[string]*execEntry
+	// resolvers serve the running containers that use berth's resolver.
+	resolvers map[string]*resolver.Attachment
 }
 
 // entry is a container in memory.
@@ -141,6 +156,8 @@ func New(cfg Config) (*Manager, error) {
 		byID:   map[string]*entry{},
 		byName: map[string]string{},
 		execs:  map[string]*execEntry{},
+
+		resolvers: map[string]*resolver.Attachment{},
 	}
 	for _, dir := range []string{m.runc.root, filepath.Join(cfg.Root, "containers"), filepath.Join(cfg.ExecRoot, "containers"), filepath.Join(cfg.ExecRoot, "shim")} {
 		if err := os.MkdirAll(dir, 0o710); err != nil {

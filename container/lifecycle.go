@@ -82,6 +82,10 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 	if err := m.writeBundle(c, rootfs, netns); err != nil {
 		return err
 	}
+	if err := m.attachResolver(c); err != nil {
+		return err
+	}
+	undo = append(undo, func() { m.detachResolver(c) })
 	if err := m.spawnShim(c); err != nil {
 		return err
 	}
@@ -409,6 +413,7 @@ func (m *Manager) exited(e *entry, st ExitStatus) {
 // cleanupRuntime removes a stopped container's runc state, mount and
 // sandbox.
 func (m *Manager) cleanupRuntime(c *Container) {
+	m.detachResolver(c)
 	if err := m.runc.delete(context.Background(), c.ID); err != nil {
 		m.log.Warn("runc delete", "id", c.ID, "err", err)
 	}
@@ -638,6 +643,10 @@ func (m *Manager) restore(e *entry) {
 			m.save(e)
 		}
 		m.log.Info("adopted running container", "id", c.ID, "name", c.Name, "pid", c.State.Pid)
+		// The old daemon's sockets died with it.
+		if err := m.attachResolver(c); err != nil {
+			m.log.Warn("serve the adopted container's names", "id", c.ID, "err", err)
+		}
 		go m.monitor(e)
 		return
 	}

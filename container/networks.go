@@ -55,13 +55,15 @@ func (m *Manager) Connect(term, netTerm string, cfg *ntypes.EndpointSettings) er
 	}
 	opts := endpointOptions(cfg)
 	opts.Persist = m.persist(c)
-	if _, err := m.cfg.Networks.Connect(c.ID, n.Name, opts); err != nil {
+	ep, err := m.cfg.Networks.Connect(c.ID, n.Name, opts)
+	if err != nil {
 		// The record may have been written with the endpoint that then
 		// failed to wire: put it back as it was.
 		c.Networks = before
 		m.save(e)
 		return err
 	}
+	m.refreshResolver(c, n.Name, &ep)
 	return m.refreshHosts(c)
 }
 
@@ -100,6 +102,9 @@ func (m *Manager) Disconnect(term, netTerm string) error {
 	if err != nil {
 		c.Networks = before
 		return err
+	}
+	if c.State.Running() {
+		m.refreshResolver(c, name, nil)
 	}
 	return m.refreshHosts(c)
 }

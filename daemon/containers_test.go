@@ -46,6 +46,7 @@ func containerHost(t *testing.T) (*nettest.Host, *nettest.Daemon) {
 type spec struct {
 	name, network string
 	ip            string
+	aliases       []string
 	cmd           []string
 	hostConfig    *ctypes.HostConfig
 }
@@ -61,10 +62,12 @@ func runContainer(t *testing.T, d *nettest.Daemon, s spec) string {
 		hc.NetworkMode = ctypes.NetworkMode(s.network)
 	}
 	var nc *network.NetworkingConfig
-	if s.ip != "" {
-		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-			s.network: {IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: netip.MustParseAddr(s.ip)}},
-		}}
+	if s.ip != "" || len(s.aliases) > 0 {
+		ep := &network.EndpointSettings{Aliases: s.aliases}
+		if s.ip != "" {
+			ep.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: netip.MustParseAddr(s.ip)}
+		}
+		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{s.network: ep}}
 	}
 	res, err := d.Client.ContainerCreate(ctxT(t), client.ContainerCreateOptions{
 		Name: s.name, Config: &ctypes.Config{Image: "busybox", Cmd: s.cmd}, HostConfig: hc, NetworkingConfig: nc,

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	"github.com/berth-net/berth/ipam"
 	"github.com/berth-net/berth/netdev"
 	"github.com/berth-net/berth/network"
+	"github.com/berth-net/berth/resolver"
 	"github.com/berth-net/berth/store"
 )
 
@@ -46,7 +48,10 @@ type Config struct {
 	BridgeName string
 	// Pools replace the default address pools when set.
 	Pools []ipam.PoolSpec
-	Log   *slog.Logger
+	// DNS are the servers containers' other queries go to; empty means the
+	// host's (/etc/resolv.conf).
+	DNS []netip.Addr
+	Log *slog.Logger
 }
 
 // Daemon is a running berthd.
@@ -134,9 +139,23 @@ func New(cfg Config) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	table := resolver.NewTable()
+	dns := &container.DNS{
+		Table: table, Resolver: resolver.New(table, resolver.Options{Logger: cfg.Log}),
+		Upstreams: func() []netip.AddrPort {
+			if len(cfg.DNS) == 0 {
+				return container.HostUpstreams("/etc/resolv.conf")
+			}
+			var out []netip.AddrPort
+			for _, a := range cfg.DNS {
+				out = append(out, netip.AddrPortFrom(a, 53))
+			}
+			return out
+		},
+	}
 	d.containers, err = container.New(container.Config{
 		Store: st, Networks: d.ctrl, Images: d.images, Root: cfg.Root, ExecRoot: cfg.ExecRoot, Self: self, Log: cfg.Log,
-		Removed: d.collectImages,
+		Removed: d.collectImages, DNS: dns,
 	})
 	if err != nil {
 		return nil, err

@@ -712,3 +712,18 @@ func (c *Controller) ReleaseReservations(owner string) error {
 	}
 	return nil
 }
+
+// InNamespace runs fn with a sandbox's open namespace (to open sockets in
+// it, say), holding the sandbox so it cannot go away meanwhile.
+func (c *Controller) InNamespace(term string, fn func(*netdev.Namespace) error) error {
+	sb, err := c.sandbox(term)
+	if err != nil {
+		return err
+	}
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	if sb.removed {
+		return errSandboxNotFound(term)
+	}
+	return fn(sb.ns)
+}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -34,7 +35,7 @@ func main() {
 func newCommand() *cobra.Command {
 	var (
 		host, root, execRoot, bridgeName, logLevel string
-		pools                                      []string
+		pools, dns                                 []string
 	)
 	cmd := &cobra.Command{
 		Use:           "berthd [OPTIONS]",
@@ -52,6 +53,13 @@ func newCommand() *cobra.Command {
 			cfg := daemon.Config{Host: host, Root: root, ExecRoot: execRoot, BridgeName: bridgeName, Log: log}
 			if cfg.Host == "" {
 				cfg.Host = "unix://" + filepath.Join(execRoot, "berth.sock")
+			}
+			for _, a := range dns {
+				ip, err := netip.ParseAddr(a)
+				if err != nil {
+					return fmt.Errorf("invalid --dns %q: not an IP address", a)
+				}
+				cfg.DNS = append(cfg.DNS, ip)
 			}
 			for _, p := range pools {
 				spec, err := ipam.ParsePoolSpec(p)
@@ -79,6 +87,7 @@ func newCommand() *cobra.Command {
 	f.StringVar(&bridgeName, "bridge-name", "berth0", "bridge device of the default \"bridge\" network")
 	f.StringArrayVar(&pools, "default-address-pool", nil, "default address pool, base=CIDR,size=N (repeatable; replaces the built-in pools)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringArrayVar(&dns, "dns", nil, "DNS server for containers' names that are not containers' (repeatable; default: the host's)")
 	cmd.SetVersionTemplate("berthd version {{.Version}}\n")
 	return cmd
 }

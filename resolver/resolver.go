@@ -1,0 +1,460 @@
+package resolver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
+)
+
+const (
+	// maxForwards bounds the goroutines waiting on upstreams for UDP
+	// queries, over all containers.
+	maxForwards = 1024
+	// maxConns bounds the TCP connections of one container.
+	maxConns = 16
+	// tcpIdle is how long a TCP connection may sit without a query.
+	tcpIdle = 10 * time.Second
+)
+
+// Options tune a Resolver; the zero value gives the defaults.
+type Options struct {
+	// CacheSize is how many upstream answers are kept (8192).
+	CacheSize int
+	// AttemptTimeout is how long an upstream may keep a query before the
+	// next upstream is asked too (200ms; Docker waits 4s per upstream).
+	AttemptTimeout time.Duration
+	// QueryTimeout bounds the forwarding of one query, after which the
+	// client gets SERVFAIL (3s: before stub resolvers give up at 5s).
+	QueryTimeout time.Duration
+	Logger       *slog.Logger
+	// Dial opens a connection ("udp" or "tcp") to an upstream; by default
+	// from the namespace berthd runs in.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+// Scope is what one container may see and where its other queries go.
+type Scope struct {
+	// Networks are the IDs of the networks the container is on, in join
+	// order: a name on several of them answers from the first.
+	Networks []string
+	// Links are names only this container resolves (--link alias →
+	// container name), looked up on Networks before anything else.
+	Links map[string]string
+	// Upstreams get every name that is not a container's: the
+	// container's --dns servers, else the daemon's, else the host's.
+	Upstreams []netip.AddrPort
+	// NoForward keeps every query inside: for containers on internal
+	// networks only. Other names get REFUSED.
+	NoForward bool
+}
+
+// view is a Scope made ready for answering.
+type view struct {
+	networks  []string
+	links     map[string][]byte // lowercase wire names
+	upstreams []netip.AddrPort
+	noForward bool
+	// upstreamKey starts every cache key: containers with different
+	// upstreams may get different answers, and never share them.
+	upstreamKey []byte
+}
+
+func newView(s Scope) *view {
+	v := &view{networks: slices.Clone(s.Networks), links: map[string][]byte{}, noForward: s.NoForward}
+	for alias, target := range s.Links {
+		a, ok := encodeName(alias, true)
+		t, ok2 := encodeName(target, true)
+		if ok && ok2 {
+			v.links[string(a)] = t
+		}
+	}
+	for _, u := range s.Upstreams {
+		u = netip.AddrPortFrom(u.Addr().Unmap(), u.Port())
+		v.upstreams = append(v.upstreams, u)
+		b := u.Addr().As16()
+		v.upstreamKey = append(append(v.upstreamKey, b[:]...), byte(u.Port()>>8), byte(u.Port()))
+	}
+	return v
+}
+
+// Resolver answers for all containers from one Table.
+type Resolver struct {
+	table    *Table
+	opts     Options
+	log      *slog.Logger
+	cache    *cache
+	health   health
+	forwards chan struct{} // one token per goroutine forwarding a UDP query
+
+	mu   sync.Mutex
+	self map[netip.AddrPort]int // local addresses of the attached sockets
+}
+
+// New returns a resolver answering from t.
+func New(t *Table, opts Options) *Resolver {
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = 8192
+	}
+	if opts.AttemptTimeout <= 0 {
+		opts.AttemptTimeout = 200 * time.Millisecond
+	}
+	if opts.QueryTimeout <= 0 {
+		opts.QueryTimeout = 3 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Dial == nil {
+		opts.Dial = (&net.Dialer{}).DialContext
+	}
+	return &Resolver{
+		table:    t,
+		opts:     opts,
+		log:      opts.Logger,
+		cache:    newCache(opts.CacheSize),
+		health:   health{down: map[netip.AddrPort]time.Time{}},
+		forwards: make(chan struct{}, maxForwards),
+		self:     map[netip.AddrPort]int{},
+	}
+}
+
+// Attachment is the resolver serving one container's sockets.
+type Attachment struct {
+	r    *Resolver
+	udp  *net.UDPConn
+	tcp  net.Listener
+	view atomic.Pointer[view]
+	self []netip.AddrPort
+	ctx  context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+// Attach serves queries arriving on udp and tcp (which may be nil) with
+// scope s until Close. The sockets are the attachment's from now on.
+func (r *Resolver) Attach(udp *net.UDPConn, tcp net.Listener, s Scope) *Attachment {
+	a := &Attachment{r: r, udp: udp, tcp: tcp, conns: map[net.Conn]struct{}{}}
+	a.ctx, a.stop = context.WithCancel(context.Background())
+	a.SetScope(s)
+	addrs := []net.Addr{udp.LocalAddr()}
+	if tcp != nil {
+		addrs = append(addrs, tcp.Addr())
+	}
+	r.mu.Lock()
+	for _, addr := range addrs {
+		if ap, err := netip.ParseAddrPort(addr.String()); err == nil {
+			ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+			a.self = append(a.self, ap)
+			r.self[ap]++
+		}
+	}
+	r.mu.Unlock()
+	a.wg.Go(a.serveUDP)
+	if tcp != nil {
+		a.wg.Go(a.serveTCP)
+	}
+	return a
+}
+
+// SetScope changes what the container sees, for the queries that arrive
+// from now on: call it on connect and disconnect.
+func (a *Attachment) SetScope(s Scope) { a.view.Store(newView(s)) }
+
+// Close closes the sockets and returns once nothing reads them any more.
+func (a *Attachment) Close() error {
+	a.mu.Lock()
+	a.stop()
+	for c := range a.conns {
+		c.Close()
+	}
+	a.mu.Unlock()
+	err := a.udp.Close()
+	if a.tcp != nil {
+		err = errors.Join(err, a.tcp.Close())
+	}
+	a.wg.Wait()
+	a.r.mu.Lock()
+	for _, ap := range a.self {
+		if a.r.self[ap]--; a.r.self[ap] == 0 {
+			delete(a.r.self, ap)
+		}
+	}
+	a.r.mu.Unlock()
+	return err
+}
+
+// scratch is the memory one reader reuses for every query.
+type scratch struct {
+	q     question
+	name  [maxName]byte
+	key   []byte
+	addrs []netip.Addr
+	out   []byte
+}
+
+func newScratch() *scratch {
+	return &scratch{out: make([]byte, 0, maxUDP+optLen)}
+}
+
+func (a *Attachment) serveUDP() {
+	const batch = 16
+	pc := ipv4.NewPacketConn(a.udp)
+	in := make([]ipv4.Message, batch)
+	out := make([]ipv4.Message, batch)
+	ss := make([]*scratch, batch)
+	for i := range in {
+		in[i].Buffers = [][]byte{make([]byte, maxUDP)}
+		out[i].Buffers = make([][]byte, 1)
+		ss[i] = newScratch()
+	}
+	for {
+		n, err := pc.ReadBatch(in, 0)
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil {
+			a.r.log.Warn("dns read failed", "err", err)
+			continue
+		}
+		k := 0
+		for i := range n {
+			msg := in[i].Buffers[0][:in[i].N]
+			from := in[i].Addr.(*net.UDPAddr).AddrPort()
+			resp, fwd := a.respond(msg, ss[i], false)
+			if fwd {
+				resp = a.forwardUDP(bytes.Clone(msg), from, ss[i])
+			}
+			if resp != nil {
+				out[k].Buffers[0] = resp
+				out[k].Addr = in[i].Addr
+				k++
+			}
+		}
+		for sent := 0; sent < k; {
+			m, err := pc.WriteBatch(out[sent:k], 0)
+			if err != nil {
+				break
+			}
+			sent += m
+		}
+	}
+}
+
+// forwardUDP hands msg to a goroutine of its own, so that one slow upstream
+// never holds up the container's other queries. When too many already
+// wait, it returns SERVFAIL at once rather than leave the client waiting.
+func (a *Attachment) forwardUDP(msg []byte, from netip.AddrPort, s *scratch) []byte {
+	select {
+	case a.r.forwards <- struct{}{}:
+	default:
+		return startReply(s.out, msg, &s.q, rcodeServFail, true)
+	}
+	go func() {
+		defer func() { <-a.r.forwards }()
+		if resp := a.forward(msg, false); resp != nil {
+			a.udp.WriteToUDPAddrPort(resp, from)
+		}
+	}()
+	return nil
+}
+
+func (a *Attachment) serveTCP() {
+	for {
+		c, err := a.tcp.Accept()
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil {
+			// Out of file descriptors, most likely: give it time.
+			a.r.log.Warn("dns accept failed", "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		a.mu.Lock()
+		ok := a.ctx.Err() == nil && len(a.conns) < maxConns
+		if ok {
+			a.conns[c] = struct{}{}
+		}
+		a.mu.Unlock()
+		if !ok {
+			c.Close()
+			continue
+		}
+		a.wg.Go(func() {
+			a.serveConn(c)
+			a.mu.Lock()
+			delete(a.conns, c)
+			a.mu.Unlock()
+			c.Close()
+		})
+	}
+}
+
+// serveConn answers the queries of one TCP connection in turn (RFC 7766
+// allows it), forwarding in place.
+func (a *Attachment) serveConn(c net.Conn) {
+	s := newScratch()
+	var msg []byte
+	var size [2]byte
+	for {
+		c.SetReadDeadline(time.Now().Add(tcpIdle))
+		if _, err := io.ReadFull(c, size[:]); err != nil {
+			return
+		}
+		msg = slices.Grow(msg[:0], int(be16(size[:])))[:be16(size[:])]
+		if _, err := io.ReadFull(c, msg); err != nil {
+			return
+		}
+		resp, fwd := a.respond(msg, s, true)
+		if fwd {
+			resp = a.forward(msg, true)
+		}
+		if resp == nil {
+			continue
+		}
+		c.SetWriteDeadline(time.Now().Add(tcpIdle))
+		frame := net.Buffers{{byte(len(resp) >> 8), byte(len(resp))}, resp}
+		if _, err := frame.WriteTo(c); err != nil {
+			return
+		}
+	}
+}
+
+// respond answers msg from the Table or the cache, using s for memory. It
+// returns nil when msg deserves no answer, and forward when the answer
+// must come from upstream.
+func (a *Attachment) respond(msg []byte, s *scratch, tcp bool) (resp []byte, forward bool) {
+	// Answers are never answered: that is how two resolvers end up
+	// bouncing a packet between them forever.
+	if len(msg) < headerLen || msg[2]&flagQR != 0 {
+		return nil, false
+	}
+	if msg[2]&opcodeMask != 0 {
+		return errorReply(s.out, msg, rcodeNotImp), false
+	}
+	q := &s.q
+	if parseQuery(msg, q, s.name[:]) != nil {
+		return errorReply(s.out, msg, rcodeFormErr), false
+	}
+	limit := q.size
+	if tcp {
+		limit = dns.MaxMsgSize
+	}
+	v := a.view.Load()
+	if q.qclass == classIN {
+		if out := a.local(msg, q, v, s, limit); out != nil {
+			return out, false
+		}
+	}
+	if v.noForward {
+		// REFUSED rather than SERVFAIL: nothing failed, and stub
+		// resolvers retry a SERVFAIL before giving up.
+		return startReply(s.out, msg, q, rcodeRefused, false), false
+	}
+	now := time.Now()
+	s.key = cacheKey(s.key, v, msg, q)
+	if e := a.r.cache.get(s.key, now); e != nil {
+		return fit(e.reply(s.out, msg, q, now), msg, limit), false
+	}
+	return nil, true
+}
+
+// local answers for the names of containers in the scope, or returns nil
+// when the name is none of theirs.
+func (a *Attachment) local(msg []byte, q *question, v *view, s *scratch, limit int) []byte {
+	room := limit
+	if q.edns {
+		room -= optLen
+	}
+	t := a.r.table
+	if q.qtype == typePTR {
+		ip, ok := reverseAddr(q.name)
+		if !ok {
+			return nil
+		}
+		target := t.lookupPTR(v.networks, ip)
+		if target == nil {
+			return nil
+		}
+		out := startReply(s.out, msg, q, rcodeSuccess, true)
+		if len(out)+12+len(target) > room {
+			out[2] |= flagTC
+		} else {
+			out = appendAnswer(out, typePTR, target)
+			addCount(out, 6, 1)
+		}
+		return withOPT(out, q)
+	}
+	name := q.name
+	if target, ok := v.links[string(name)]; ok {
+		name = target
+	}
+	addrs, found := t.lookup(v.networks, name, q.qtype, s.addrs[:0])
+	s.addrs = addrs
+	if !found {
+		return nil
+	}
+	// Docker shuffles too: clients that take the first address spread
+	// over the containers sharing a name.
+	for i := len(addrs) - 1; i > 0; i-- {
+		j := rand.IntN(i + 1)
+		addrs[i], addrs[j] = addrs[j], addrs[i]
+	}
+	out := startReply(s.out, msg, q, rcodeSuccess, true)
+	for _, ip := range addrs {
+		var rdata []byte
+		if ip.Is4() {
+			b := ip.As4()
+			rdata = b[:]
+		} else {
+			b := ip.As16()
+			rdata = b[:]
+		}
+		if len(out)+12+len(rdata) > room {
+			out[2] |= flagTC
+			break
+		}
+		out = appendAnswer(out, q.qtype, rdata)
+		addCount(out, 6, 1)
+	}
+	return withOPT(out, q)
+}
+
+func withOPT(out []byte, q *question) []byte {
+	if q.edns {
+		return appendOPT(out, q.do)
+	}
+	return out
+}
+
+// fit truncates an answer from upstream that is too big for the client,
+// which only happens to answers fetched over TCP: rare enough to unpack.
+func fit(out, msg []byte, limit int) []byte {
+	if len(out) <= limit {
+		return out
+	}
+	m := new(dns.Msg)
+	if err := m.Unpack(out); err != nil {
+		return errorReply(out, msg, rcodeServFail)
+	}
+	m.Truncate(limit)
+	if b, err := m.Pack(); err == nil {
+		return b
+	}
+	return errorReply(out, msg, rcodeServFail)
+}
