@@ -58,7 +58,7 @@ func FuzzRespond(f *testing.F) {
 	f.Add(bytes.Repeat([]byte{0xFF}, 40), false)
 
 	f.Fuzz(func(t *testing.T, msg []byte, tcp bool) {
-		s := newScratch()
+		s := new(scratch)
 		resp, fwd := a.respond(msg, s, tcp)
 		if fwd {
 			// What would go upstream must be a well-formed query.

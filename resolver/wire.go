@@ -23,6 +23,13 @@ const (
 	// the DNS flag day 2020 value, which avoids IP fragmentation.
 	ednsSize = 1232
 	optLen   = 11
+	// rrFixed is the size of a record's fields around its RDATA when its
+	// owner is a compression pointer: pointer, type, class, TTL, length.
+	rrFixed = 12
+
+	// Offsets of the answer and additional counts in the header.
+	countAN = 6
+	countAR = 10
 
 	// localTTL is what Docker gives container names (F5).
 	localTTL = 600
@@ -268,7 +275,7 @@ func appendOPT(out []byte, do bool) []byte {
 		flags = 0x80
 	}
 	out = append(out, 0, 0, typeOPT, ednsSize>>8, ednsSize&0xFF, 0, 0, flags, 0, 0, 0)
-	addCount(out, 10, 1)
+	addCount(out, countAR, 1)
 	return out
 }
 
