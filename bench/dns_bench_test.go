@@ -53,7 +53,7 @@ func BenchmarkResolverFromAContainer(b *testing.B) {
 		m.Id = uint16(i)
 		queries[i], _ = m.Pack()
 	}
-	const clients = 32
+	const clients = 8
 	var conns []net.Conn
 	for range clients {
 		var c net.Conn

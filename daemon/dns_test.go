@@ -307,3 +307,35 @@ func TestResolverSurvivesADaemonCrashAndLinksOnUserNetworksAreAliases(t *testing
 		t.Errorf("after a daemon crash and restart db resolves to %v", got)
 	}
 }
+
+func TestDNSBadInput(t *testing.T) {
+	t.Parallel()
+	_, d := containerHost(t)
+	create(t, d, "app", client.NetworkCreateOptions{})
+	code, msg := raw(t, d, "POST", "/containers/create?name=baddns", "application/json", `{"Image":"busybox","Cmd":["true"],"HostConfig":{"Dns":["not-an-ip"]}}`)
+	if code != 400 || !strings.Contains(msg, "not-an-ip") {
+		t.Errorf("invalid --dns: %d %q", code, msg)
+	}
+	for _, c := range []struct {
+		name  string
+		host  *ctypes.HostConfig
+		alias string
+		want  string
+	}{
+		{"badalias", &ctypes.HostConfig{NetworkMode: "app"}, "no spaces", `invalid alias "no spaces"`},
+		{"badlink", &ctypes.HostConfig{Links: []string{"nosuch:x"}}, "", "could not get container for nosuch"},
+	} {
+		var nc *network.NetworkingConfig
+		if c.alias != "" {
+			nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{"app": {Aliases: []string{c.alias}}}}
+		}
+		res, err := d.Client.ContainerCreate(ctxT(t), client.ContainerCreateOptions{Name: c.name,
+			Config: &ctypes.Config{Image: "busybox", Cmd: []string{"sleep", "1000"}}, HostConfig: c.host, NetworkingConfig: nc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Client.ContainerStart(ctxT(t), res.ID, client.ContainerStartOptions{}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("start %s: %v, want %q", c.name, err, c.want)
+		}
+	}
+}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/berth-net/berth/driver"
 	"github.com/berth-net/berth/firewall"
-	"github.com/berth-net/berth/netdev"
 	"github.com/berth-net/berth/ipam"
+	"github.com/berth-net/berth/netdev"
 	"github.com/berth-net/berth/store"
 )
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"time"
@@ -242,6 +243,9 @@ func (c *Controller) Connect(sbTerm, netTerm string, opts EndpointOptions) (Endp
 	return ep.detail(), nil
 }
 
+// aliasRE is what a name must look like to be resolvable.
+var aliasRE = regexp.MustCompile(`^[a-zA-Z0-9_]([a-zA-Z0-9_.-]{0,252}[a-zA-Z0-9_])?$`)
+
 func checkConnect(sb *sbState, nw *netState, opts EndpointOptions) error {
 	if nw.rec.Driver == "host" {
 		return errHostNetwork
@@ -256,6 +260,11 @@ func checkConnect(sb *sbState, nw *netState, opts EndpointOptions) error {
 	}
 	if len(opts.Aliases) > 0 && IsPredefined(nw.rec.Name) {
 		return errdefs.ErrInvalidArgument.WithMessage("network-scoped aliases are only supported for user-defined networks")
+	}
+	for _, a := range opts.Aliases {
+		if !aliasRE.MatchString(a) {
+			return invalid("invalid alias %q: a DNS name of letters, digits, '-', '_' and '.' is expected", a)
+		}
 	}
 	if opts.IPv4.IsValid() || opts.IPv6.IsValid() {
 		if nw.rec.Name == NameBridge {
