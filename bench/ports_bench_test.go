@@ -153,4 +153,3 @@ func BenchmarkPublishedPortThroughput(b *testing.B) {
 	b.ReportMetric(published/float64(b.N), "published-Gbit/s")
 	b.ReportMetric(published/direct, "ratio")
 }
-

@@ -6,12 +6,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/vishvananda/netlink"
 
@@ -264,4 +266,14 @@ func TestSocketIsPrivateAndGoesAwayOnSIGTERM(t *testing.T) {
 	if !strings.Contains(d.Log(), "berthd stopped") {
 		t.Errorf("no clean-stop line in the log")
 	}
+}
+
+func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+func mustAddr(s string) netip.Addr     { return netip.MustParseAddr(s) }
+func mustMAC(s string) network.HardwareAddr {
+	m, err := net.ParseMAC(s)
+	if err != nil {
+		panic(err)
+	}
+	return network.HardwareAddr(m)
 }

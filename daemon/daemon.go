@@ -19,6 +19,7 @@ import (
 	"github.com/berth-net/berth/driver"
 	"github.com/berth-net/berth/driver/bridge"
 	"github.com/berth-net/berth/driver/host"
+	"github.com/berth-net/berth/driver/macvlan"
 	"github.com/berth-net/berth/driver/null"
 	"github.com/berth-net/berth/firewall"
 	"github.com/berth-net/berth/image"
@@ -122,7 +123,7 @@ func New(cfg Config) (_ *Daemon, err error) {
 	d.ctrl, err = network.New(network.Config{
 		Store:         st,
 		Host:          d.host,
-		Drivers:       []driver.Driver{bridge.New(d.host), host.New(), null.New()},
+		Drivers:       []driver.Driver{bridge.New(d.host), host.New(), null.New(), macvlan.New(d.host), macvlan.NewIPVlan(d.host)},
 		Pools:         cfg.Pools,
 		DefaultBridge: cfg.BridgeName,
 		NamespaceDir:  filepath.Join(cfg.ExecRoot, "netns"),

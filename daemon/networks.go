@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,6 +22,12 @@ func toSummary(n bnet.Network) network.Network {
 		EnableIPv4: n.EnableIPv4, EnableIPv6: n.EnableIPv6, Internal: n.Internal, Attachable: n.Attachable,
 		Options: n.Options, Labels: n.Labels,
 		IPAM: network.IPAM{Driver: n.IPAM.Driver, Options: n.IPAM.Options, Config: []network.IPAMConfig{}},
+	}
+	if n.Driver == "macvlan" || n.Driver == "ipvlan" {
+		// Said where users look: the kernel does not pass traffic between
+		// the parent and its own macvlan or ipvlan interfaces.
+		out.Options = maps.Clone(n.Options)
+		out.Options["com.berth.host_reach"] = "none: the host cannot reach this network's containers through its parent"
 	}
 	for _, p := range n.IPAM.Pools {
 		c := network.IPAMConfig{Subnet: p.Subnet, IPRange: p.IPRange, AuxAddress: p.AuxAddresses}

@@ -71,3 +71,10 @@ type Driver interface {
 	// Devices lists the host devices the network itself owns (a bridge).
 	Devices(nw *Network) []string
 }
+
+// DeviceRouted is implemented by drivers whose endpoints reach their
+// gateway without ARP (ipvlan in l3 modes): their default route goes out
+// of the interface, with no gateway address.
+type DeviceRouted interface {
+	DefaultViaDevice(nw *Network) bool
+}

@@ -205,13 +205,18 @@ func (n *Namespace) RetireInterface(name string, index int, addrs []netip.Prefix
 }
 
 // SetDefaultRoute points the namespace's default route for gw's family at gw
-// through the interface with index ifindex, replacing any previous one.
-func (n *Namespace) SetDefaultRoute(gw netip.Addr, ifindex int) error {
+// through the interface with index ifindex (or, viaDevice, out of that
+// interface with no gateway), replacing any previous one.
+func (n *Namespace) SetDefaultRoute(gw netip.Addr, ifindex int, viaDevice bool) error {
 	bits := gw.BitLen()
 	r := &netlink.Route{
 		LinkIndex: ifindex,
 		Dst:       &net.IPNet{IP: make(net.IP, bits/8), Mask: net.CIDRMask(0, bits)},
-		Gw:        gw.AsSlice(),
+	}
+	if viaDevice {
+		r.Scope = netlink.SCOPE_LINK
+	} else {
+		r.Gw = gw.AsSlice()
 	}
 	if err := n.h.RouteReplace(r); err != nil {
 		return fmt.Errorf("set default route via %s: %w", gw, err)

@@ -629,7 +629,8 @@ func (c *Controller) routeDefault(sb *sbState) error {
 		}
 		idx, ok, err := sb.ns.InterfaceIndex(want.rec.IfName)
 		if err == nil && ok {
-			err = sb.ns.SetDefaultRoute(gw, idx)
+			dr, isDR := want.nw.drv.(driver.DeviceRouted)
+			err = sb.ns.SetDefaultRoute(gw, idx, isDR && dr.DefaultViaDevice(want.nw.dn))
 		}
 		if err != nil {
 			errs = append(errs, err)

@@ -55,3 +55,56 @@ func (r *Remote) RouteVia(dst netip.Prefix) error {
 	}
 	return nil
 }
+
+// LAN is a physical segment the host is plugged into: its "lan0" is one end
+// of a veth pair standing in for a NIC, the other end plugged into a switch
+// (a bridge in a namespace of its own, whose address 10.77.0.1 plays the
+// router), with another machine on it at 10.77.0.100.
+type LAN struct {
+	Switch  *Namespace
+	Machine *Namespace
+	// Parent is the host's interface on the segment.
+	Parent string
+}
+
+// AddLAN plugs the host into a new segment 10.77.0.0/24.
+func (h *Host) AddLAN() *LAN {
+	h.t.Helper()
+	lan := &LAN{Switch: h.NewNamespace("lan"), Machine: h.NewNamespace("machine"), Parent: "lan0"}
+	sw := lan.Switch.Netlink
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "switch", Flags: net.FlagUp}}
+	if err := sw.LinkAdd(br); err != nil {
+		h.t.Fatal(err)
+	}
+	plug := func(from *netlink.Handle, name string, peer string) {
+		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name, Flags: net.FlagUp}, PeerName: peer, PeerNamespace: netlink.NsFd(int(lan.Switch.ns))}
+		if err := from.LinkAdd(v); err != nil {
+			h.t.Fatal(err)
+		}
+		p, err := sw.LinkByName(peer)
+		if err == nil {
+			err = sw.LinkSetMaster(p, br)
+		}
+		if err == nil {
+			err = sw.LinkSetUp(p)
+		}
+		if err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	plug(h.Netlink, "lan0", "port-host")
+	plug(lan.Machine.Netlink, "eth0", "port-machine")
+	addr := func(hd *netlink.Handle, dev, cidr string) {
+		l, err := hd.LinkByName(dev)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		a, _ := netlink.ParseAddr(cidr)
+		if err := hd.AddrAdd(l, a); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	addr(sw, "switch", "10.77.0.1/24")
+	addr(lan.Machine.Netlink, "eth0", "10.77.0.100/24")
+	return lan
+}
