@@ -105,6 +105,10 @@ type shim struct {
 	exited    chan struct{}
 	stdinUsed bool
 	outputs   sync.WaitGroup
+	// accepting is closed when the listener stops taking connections;
+	// handlers counts the connections being answered.
+	accepting chan struct{}
+	handlers  sync.WaitGroup
 }
 
 func newShim(c shimConfig) (*shim, error) {
@@ -121,7 +125,7 @@ func newShim(c shimConfig) (*shim, error) {
 		logs.close()
 		return nil, err
 	}
-	s := &shim{cfg: c, listener: l, logs: logs, clients: map[*frameWriter]shimRequest{}, exited: make(chan struct{}), started: make(chan error, 1)}
+	s := &shim{cfg: c, listener: l, logs: logs, clients: map[*frameWriter]shimRequest{}, exited: make(chan struct{}), started: make(chan error, 1), accepting: make(chan struct{})}
 	if err := s.pipes(); err != nil {
 		l.Close()
 		os.Remove(c.socket)
@@ -249,14 +253,23 @@ func (s *shim) serve() bool {
 	s.outputs.Wait()
 	s.logs.close()
 	writeExitFile(s.cfg.exitFile, status)
+	// The socket goes before anyone learns of the exit: a restarted
+	// container's next shim takes the same path at once, and must not lose
+	// it to this one. Connections already made stay open.
+	s.listener.Close()
+	os.Remove(s.cfg.socket)
+	<-s.accepting
 	s.mu.Lock()
 	s.exit = &status
 	close(s.exited)
 	s.mu.Unlock()
-	// Waiters were told; give them a moment to read before the socket goes.
-	time.Sleep(100 * time.Millisecond)
-	s.listener.Close()
-	os.Remove(s.cfg.socket)
+	// Waiters were told; let them finish writing, within bounds.
+	done := make(chan struct{})
+	go func() { s.handlers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+	}
 	return true
 }
 
@@ -306,12 +319,17 @@ func readExitFile(path string) (ExitStatus, bool) {
 }
 
 func (s *shim) accept() {
+	defer close(s.accepting)
 	for {
 		conn, err := s.listener.Accept()
 		if err != nil {
 			return
 		}
-		go s.handle(conn)
+		s.handlers.Add(1)
+		go func() {
+			defer s.handlers.Done()
+			s.handle(conn)
+		}()
 	}
 }
 

@@ -92,6 +92,19 @@ func TestMacvlanContainersAreHostsOfTheLAN(t *testing.T) {
 	if _, err := cNS.Netlink.LinkByName("eth1"); err == nil {
 		t.Errorf("eth1 is still there after disconnect")
 	}
+	// The retired interface is deleted in the background.
+	waitFor(t, 10*time.Second, func() error {
+		links, err := cNS.Netlink.LinkList()
+		if err != nil {
+			return err
+		}
+		for _, l := range links {
+			if l.Type() == "macvlan" {
+				return errStill(l.Attrs().Name)
+			}
+		}
+		return nil
+	})
 
 	// A restarted container comes back on the LAN with its address.
 	zero := 0

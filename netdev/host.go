@@ -34,6 +34,11 @@ type Host struct {
 	log       func(err error)
 	backlog   atomic.Int64 // veths retired and not reaped yet
 
+	// inside holds namespaces with retired interfaces of their own
+	// (macvlan, ipvlan), by namespace inode, until the reaper deletes them.
+	insideMu sync.Mutex
+	inside   map[uint64]*Namespace
+
 	spareMu sync.Mutex
 	spares  []int // indexes of spare bridges, oldest first
 	// bridgeUse is when a bridge was last retired or reused.

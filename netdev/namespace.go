@@ -44,6 +44,20 @@ func OpenNamespace(path string) (*Namespace, error) {
 	return &Namespace{path: path, fd: fd, h: h}, nil
 }
 
+// dup opens the same namespace again, independent of n's lifetime.
+func (n *Namespace) dup() (*Namespace, error) {
+	fd, err := unix.Dup(int(n.fd))
+	if err != nil {
+		return nil, fmt.Errorf("duplicate namespace handle: %w", err)
+	}
+	h, err := netlink.NewHandleAt(netns.NsHandle(fd), unix.NETLINK_ROUTE)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("open netlink in %s: %w", n.path, err)
+	}
+	return &Namespace{path: n.path, fd: netns.NsHandle(fd), h: h}, nil
+}
+
 // Path is where the namespace is mounted.
 func (n *Namespace) Path() string { return n.path }
 

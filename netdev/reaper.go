@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"net/netip"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -93,6 +94,67 @@ func (h *Host) reapVeths() {
 	if err := h.deleteGroup(h.Retired); err != nil && h.log != nil {
 		h.log(err)
 	}
+	h.reapInside()
+}
+
+// reapInside deletes the retired interfaces inside namespaces.
+func (h *Host) reapInside() {
+	h.insideMu.Lock()
+	inside := h.inside
+	h.inside = nil
+	h.insideMu.Unlock()
+	for _, ns := range inside {
+		err := ns.Do(func() error { return deleteGroupHere(h.Retired) })
+		ns.Close()
+		if err != nil && h.log != nil {
+			h.log(fmt.Errorf("in %s: %w", ns.path, err))
+		}
+	}
+}
+
+// RetireInside takes an interface that lives only inside a namespace (a
+// macvlan or ipvlan endpoint) out of service: down, without its addresses,
+// renamed out of the way of the next one, and in the Retired group, for the
+// reaper to delete with the others of its namespace. The namespace stays
+// open until then. A missing interface is not an error.
+func (h *Host) RetireInside(ns *Namespace, name string, addrs []netip.Prefix) error {
+	l, err := ns.h.LinkByName(name)
+	if err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("retire %s: %w", name, err)
+	}
+	idx := l.Attrs().Index
+	if err := ns.RetireInterface(name, idx, addrs); err != nil {
+		return err
+	}
+	if err := ns.h.LinkSetName(l, fmt.Sprintf("rt%d", idx)); err != nil {
+		return fmt.Errorf("retire %s: rename: %w", name, err)
+	}
+	if err := ns.h.LinkSetGroup(l, int(h.Retired)); err != nil {
+		return fmt.Errorf("retire %s: %w", name, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(ns.fd), &st); err != nil {
+		return fmt.Errorf("retire %s: %w", name, err)
+	}
+	h.insideMu.Lock()
+	if _, ok := h.inside[st.Ino]; !ok {
+		dup, err := ns.dup()
+		if err != nil {
+			h.insideMu.Unlock()
+			return fmt.Errorf("retire %s: %w", name, err)
+		}
+		if h.inside == nil {
+			h.inside = map[uint64]*Namespace{}
+		}
+		h.inside[st.Ino] = dup
+	}
+	h.insideMu.Unlock()
+	h.backlog.Add(1)
+	h.kickReaper()
+	return nil
 }
 
 // deleteGroup deletes every device of a link group in one request.
@@ -100,6 +162,11 @@ func (h *Host) deleteGroup(group uint32) error {
 	if group == h.Retired {
 		h.backlog.Store(0)
 	}
+	return deleteGroupHere(group)
+}
+
+// deleteGroupHere deletes a link group in the calling thread's namespace.
+func deleteGroupHere(group uint32) error {
 	req := nl.NewNetlinkRequest(unix.RTM_DELLINK, unix.NLM_F_ACK)
 	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
 	req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(group)))
@@ -311,5 +378,6 @@ func (h *Host) Reap() error {
 			}
 		}
 	}
+	h.reapInside()
 	return h.deleteGroup(h.Retired)
 }

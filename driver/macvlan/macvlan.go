@@ -233,17 +233,13 @@ func (d *Driver) Join(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namesp
 	return nil
 }
 
-// Leave takes the interface out of service and deletes it. Unlike a veth
-// pair it lives only inside the namespace, so there is no host end to hand
-// to berth's reaper; the deletion waits for the kernel (about 15 ms).
+// Leave takes the interface out of service at once; the kernel's slow
+// deletion is left to berth's reaper.
 func (d *Driver) Leave(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) error {
 	if ns == nil {
 		return nil
 	}
-	if err := ns.RetireInterface(ep.IfName, 0, endpointAddrs(ep)); err != nil {
-		return err
-	}
-	return ns.DeleteInterface(ep.IfName)
+	return d.host.RetireInside(ns, ep.IfName, endpointAddrs(ep))
 }
 
 func (d *Driver) Attached(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) (bool, error) {
