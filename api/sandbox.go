@@ -29,12 +29,19 @@ type Sandbox struct {
 	// Networks maps network names to the endpoint in that network, in the
 	// shape Docker uses for a container's NetworkSettings.Networks.
 	Networks map[string]*network.EndpointSettings
+	// Ports are the ports published for the namespace, with their host
+	// bindings.
+	Ports network.PortMap `json:",omitempty"`
 }
 
 // SandboxConnectRequest is the body of POST /sandboxes/{id}/connect.
 type SandboxConnectRequest struct {
 	Network        string
 	EndpointConfig *network.EndpointSettings `json:",omitempty"`
+	// PortBindings publishes ports of the namespace through this endpoint,
+	// as a container's HostConfig.PortBindings does. Only a bridge network
+	// that is not internal publishes.
+	PortBindings network.PortMap `json:",omitempty"`
 }
 
 // SandboxDisconnectRequest is the body of POST /sandboxes/{id}/disconnect.

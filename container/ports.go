@@ -15,9 +15,26 @@ import (
 // portSpecs are the ports a container publishes: its port bindings, and
 // with -P every exposed port without one, on a free host port.
 func portSpecs(c *Container) ([]network.PortSpec, error) {
+	out, err := PortSpecs(c.Host.PortBindings)
+	if err != nil {
+		return nil, err
+	}
+	if c.Host.PublishAllPorts {
+		for port := range c.Config.ExposedPorts {
+			if _, bound := c.Host.PortBindings[port]; !bound {
+				out = append(out, network.PortSpec{Proto: string(port.Proto()), Port: port.Num()})
+			}
+		}
+	}
+	sortPortSpecs(out)
+	return out, nil
+}
+
+// PortSpecs turns Docker's port bindings into what the network
+// controller publishes.
+func PortSpecs(m ntypes.PortMap) ([]network.PortSpec, error) {
 	var out []network.PortSpec
-	bound := map[ntypes.Port]bool{}
-	for port, bindings := range c.Host.PortBindings {
+	for port, bindings := range m {
 		switch port.Proto() {
 		case "tcp", "udp", "sctp":
 		default:
@@ -26,7 +43,6 @@ func portSpecs(c *Container) ([]network.PortSpec, error) {
 		if port.Num() == 0 {
 			return nil, errdefs.ErrInvalidArgument.WithMessage("invalid containerPort: 0")
 		}
-		bound[port] = true
 		if len(bindings) == 0 {
 			bindings = []ntypes.PortBinding{{}}
 		}
@@ -38,21 +54,19 @@ func portSpecs(c *Container) ([]network.PortSpec, error) {
 			out = append(out, network.PortSpec{Proto: string(port.Proto()), Port: port.Num(), HostIP: b.HostIP, HostPortMin: min, HostPortMax: max})
 		}
 	}
-	if c.Host.PublishAllPorts {
-		for port := range c.Config.ExposedPorts {
-			if !bound[port] {
-				out = append(out, network.PortSpec{Proto: string(port.Proto()), Port: port.Num()})
-			}
-		}
-	}
-	// A stable order gives stable random ports for the same request.
+	sortPortSpecs(out)
+	return out, nil
+}
+
+// sortPortSpecs puts specs in a stable order, which gives stable random
+// ports for the same request.
+func sortPortSpecs(out []network.PortSpec) {
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Port != out[j].Port {
 			return out[i].Port < out[j].Port
 		}
 		return out[i].Proto < out[j].Proto
 	})
-	return out, nil
 }
 
 // hostPortRange reads a binding's host port: empty (any), one port, or a

@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
+	"github.com/berth-net/berth/api"
 	"github.com/berth-net/berth/internal/nettest"
 )
 
@@ -491,4 +492,38 @@ func TestForwardDropPolicyOfAnotherTableIsReported(t *testing.T) {
 			t.Errorf("berth changed the other table's policy")
 		}
 	}
+}
+
+func TestSandboxesPublishPortsThroughTheirEndpoint(t *testing.T) {
+	t.Parallel()
+	h := nettest.NewHost(t)
+	d := h.StartDaemon()
+	remote := h.AddRemote()
+	create(t, d, "app", client.NetworkCreateOptions{})
+	ns := h.NewNamespace("sb")
+	if _, err := d.API.CreateSandbox(ctxT(t), api.SandboxCreateRequest{Name: "sb", Key: ns.Path}); err != nil {
+		t.Fatal(err)
+	}
+	echoServer(t, ns, ":80")
+	bad := api.SandboxConnectRequest{Network: "app", PortBindings: publish("80/tcp=:99999")}
+	if _, err := d.API.ConnectSandbox(ctxT(t), "sb", bad); err == nil || !strings.Contains(err.Error(), "invalid hostPort: 99999") {
+		t.Errorf("connect with host port 99999: %v", err)
+	}
+	if _, err := d.API.ConnectSandbox(ctxT(t), "sb", api.SandboxConnectRequest{Network: "app", PortBindings: publish("80/tcp=:8080", "80/tcp=:")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := roundTrip(remote.Namespace, "192.0.2.1:8080"); err != nil {
+		t.Errorf("the sandbox's published port from another machine: %v", err)
+	}
+	sb, err := d.API.InspectSandbox(ctxT(t), "sb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(sb.Ports[network.MustParsePort("80/tcp")]); got != "[{0.0.0.0 8080} {0.0.0.0 32768}]" && got != "[{0.0.0.0 32768} {0.0.0.0 8080}]" {
+		t.Errorf("inspect shows the sandbox's 80/tcp as %s", got)
+	}
+	if err := d.API.DisconnectSandbox(ctxT(t), "sb", api.SandboxDisconnectRequest{Network: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	unreachable(t, remote.Namespace, "192.0.2.1:8080", "a port of a disconnected sandbox")
 }

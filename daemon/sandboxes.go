@@ -3,11 +3,13 @@ package daemon
 import (
 	"net/http"
 	"net/netip"
+	"strconv"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/network"
 
 	"github.com/berth-net/berth/api"
+	"github.com/berth-net/berth/container"
 	bnet "github.com/berth-net/berth/network"
 )
 
@@ -38,6 +40,20 @@ func toAPISandbox(sb bnet.SandboxDetail) api.Sandbox {
 	out := api.Sandbox{ID: sb.ID, Name: sb.Name, Key: sb.Key, External: sb.External, Networks: map[string]*network.EndpointSettings{}}
 	for _, ep := range sb.Endpoints {
 		out.Networks[ep.NetworkName] = endpointSettings(ep)
+		for _, b := range ep.Ports {
+			p, ok := network.PortFrom(b.Port, network.IPProtocol(b.Proto))
+			if !ok {
+				continue
+			}
+			if out.Ports == nil {
+				out.Ports = network.PortMap{}
+			}
+			hostIP := b.HostIP
+			if !hostIP.IsValid() {
+				hostIP = netip.IPv4Unspecified()
+			}
+			out.Ports[p] = append(out.Ports[p], network.PortBinding{HostIP: hostIP, HostPort: strconv.Itoa(int(b.HostPort))})
+		}
 	}
 	return out
 }
@@ -101,6 +117,13 @@ func (d *Daemon) connectSandbox(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 		}
+	}
+	if len(req.PortBindings) > 0 {
+		specs, err := container.PortSpecs(req.PortBindings)
+		if err != nil {
+			return err
+		}
+		opts.Ports = specs
 	}
 	ep, err := d.ctrl.Connect(r.PathValue("id"), req.Network, opts)
 	if err != nil {
