@@ -13,7 +13,7 @@ BERTHD_FLAGS ?=
 BENCH     ?= .
 BENCHTIME ?= 200x
 
-.PHONY: all deps build run test unit bench image clean
+.PHONY: all deps build run test unit bench bench-compare image clean
 
 all: build
 
@@ -40,6 +40,16 @@ unit:
 
 bench: build
 	BERTHD=$(CURDIR)/bin/berthd $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -timeout 30m ./...
+
+# Side-by-side benchmarks against the CNI plugins, netavark/aardvark-dns and,
+# with BENCH_DOCKER=1, Docker; installs them when missing. Flags for the
+# harness in COMPARE_FLAGS, e.g. COMPARE_FLAGS="-quick" or "-run dns".
+COMPARE_ENGINES = berth,cni,netavark$(if $(filter 1,$(BENCH_DOCKER)),$(comma)docker)
+comma := ,
+bench-compare: build image
+	@bench/deps.sh
+	$(GO) build -o bin/berth-compare ./bench/compare
+	bin/berth-compare -engines $(COMPARE_ENGINES) -berthd bin/berthd -image build/busybox.tar -out bench/results $(COMPARE_FLAGS)
 
 # build/busybox.tar: a busybox root filesystem to import as an image
 # (`berth image import build/busybox.tar busybox`). Needs Debian's static

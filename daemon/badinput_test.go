@@ -277,3 +277,21 @@ func mustMAC(s string) network.HardwareAddr {
 	}
 	return network.HardwareAddr(m)
 }
+
+func TestDaemonServesGoProfiles(t *testing.T) {
+	t.Parallel()
+	h := nettest.NewHost(t)
+	d := h.StartDaemon()
+	code, body := raw(t, d, "GET", "/debug/pprof/goroutine?debug=1", "", "")
+	if code != http.StatusOK || !strings.Contains(body, "goroutine profile: total") {
+		t.Fatalf("goroutine profile: %d %.200q", code, body)
+	}
+	// A CPU profile is a gzipped protobuf.
+	code, body = raw(t, d, "GET", "/debug/pprof/profile?seconds=1", "", "")
+	if code != http.StatusOK || !strings.HasPrefix(body, "\x1f\x8b") {
+		t.Fatalf("CPU profile: %d, %d bytes starting %.8q", code, len(body), body)
+	}
+	if code, msg := raw(t, d, "POST", "/debug/pprof/profile", "", ""); code != http.StatusNotFound || msg != "page not found" {
+		t.Errorf("POST to a profile: %d %q, want 404 page not found", code, msg)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/http/pprof"
 	"regexp"
 	"strconv"
 	"strings"
@@ -113,6 +114,16 @@ func (d *Daemon) routes() http.Handler {
 
 	d.containerRoutes(mux)
 	d.imageRoutes(mux)
+
+	// Go's runtime profiles, served on the socket as dockerd serves them:
+	//   curl --unix-socket /run/berth/berth.sock -o cpu.pprof \
+	//     'http://berthd/debug/pprof/profile?seconds=10'
+	//   go tool pprof bin/berthd cpu.pprof
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.ErrNotFound.WithMessage("page not found"))

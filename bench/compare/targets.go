@@ -1,0 +1,127 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+)
+
+// evaluateTargets checks the targets against a run's results and
+// says, for each, whether berth met it and by how much.
+func evaluateTargets(results []Result, scale Scale) []string {
+	get := func(workload, engine string) (Summary, bool) {
+		for _, r := range results {
+			if r.Workload == workload && r.Engine == engine && len(r.Samples) > 0 {
+				return Summarize(r), true
+			}
+		}
+		return Summary{}, false
+	}
+	others := func(workload string) []string {
+		var out []string
+		for _, r := range results {
+			if r.Workload == workload && r.Engine != "berth" && len(r.Samples) > 0 && !slices.Contains(out, r.Engine) {
+				out = append(out, r.Engine)
+			}
+		}
+		return out
+	}
+	// best is the other engine with the best median on a workload.
+	best := func(workload string) (string, Summary, bool) {
+		var name string
+		var bs Summary
+		for _, e := range others(workload) {
+			s, _ := get(workload, e)
+			if name == "" || (s.HigherIsBetter && s.Median > bs.Median) || (!s.HigherIsBetter && s.Median < bs.Median) {
+				name, bs = e, s
+			}
+		}
+		return name, bs, name != ""
+	}
+	var out []string
+	verdict := func(ok bool, format string, args ...any) {
+		mark := "MISSED"
+		if ok {
+			mark = "met   "
+		}
+		out = append(out, mark+"  "+fmt.Sprintf(format, args...))
+	}
+	skip := func(format string, args ...any) {
+		out = append(out, "n/a     "+fmt.Sprintf(format, args...))
+	}
+
+	for _, n := range scale.Endpoints {
+		wl := fmt.Sprintf("attach+detach, %d endpoints", n)
+		b, okB := get(wl, "berth")
+		name, o, okO := best(wl)
+		if !okB || !okO {
+			skip("attach+detach at %d endpoints ≥5x the fastest other engine: not measured on both sides", n)
+			continue
+		}
+		a, _ := Advantage(b, o)
+		verdict(a >= 5, "attach+detach at %d endpoints: berth %s ms vs fastest other (%s) %s ms at p50: %.1fx (target ≥ 5x)", n, num(b.Median), name, num(o.Median), a)
+	}
+	if len(scale.Endpoints) > 1 {
+		lo, hi := scale.Endpoints[0], scale.Endpoints[len(scale.Endpoints)-1]
+		b1, ok1 := get(fmt.Sprintf("attach+detach, %d endpoints", lo), "berth")
+		bn, okn := get(fmt.Sprintf("attach+detach, %d endpoints", hi), "berth")
+		if ok1 && okn {
+			r := bn.Median / b1.Median
+			verdict(r <= 1.5, "berth attach+detach p50 at %d endpoints is %.2fx its p50 at %d (target ≤ 1.5x)", hi, r, lo)
+		}
+	}
+	if b, ok := get("network create+remove", "berth"); ok {
+		if d, ok := get("network create+remove", "docker"); ok {
+			a, _ := Advantage(b, d)
+			verdict(a >= 5, "network create+remove: berth %s ms vs docker %s ms at p50: %.1fx (target ≥ 5x)", num(b.Median), num(d.Median), a)
+		} else {
+			skip("network create+remove ≥5x docker: docker not measured (BENCH_DOCKER=1)")
+		}
+	}
+	first, okF := get(fmt.Sprintf("publish port 1 of %d", scale.Ports), "berth")
+	last, okL := get(fmt.Sprintf("publish port %d of %d", scale.Ports, scale.Ports), "berth")
+	if okF && okL {
+		r := last.Median / first.Median
+		verdict(r <= 1.5, "berth's port %d costs %.2fx its first (%s vs %s ms; target ≤ 1.5x)", scale.Ports, r, num(last.Median), num(first.Median))
+	}
+	for _, wl := range []string{"published/direct, from the host", "published/direct, from another namespace"} {
+		b, ok := get(wl, "berth")
+		if !ok {
+			continue
+		}
+		name, o, okO := best(wl)
+		msg := fmt.Sprintf("throughput %s: berth %.3f (%.3f–%.3f over %d turns; target ≥ 0.95", wl, b.Median, b.Min, b.Max, b.N)
+		better := false
+		if okO {
+			better = o.Median > b.Median
+			msg += fmt.Sprintf(", and no other better; best other %s %.3f (%.3f–%.3f))", name, o.Median, o.Min, o.Max)
+			if better && o.Min <= b.Max {
+				msg += "; the turns' ranges overlap: the difference is within this machine's run-to-run spread"
+			}
+		} else {
+			msg += ")"
+		}
+		verdict(b.Median >= 0.95 && !better, "%s", msg)
+	}
+	for _, wl := range []string{"dns local name", "dns forwarded name (cached)"} {
+		b, okB := get(wl, "berth")
+		name, o, okO := best(wl)
+		if !okB || !okO {
+			skip("%s ≥2x the best other resolver: not measured on both sides", wl)
+			continue
+		}
+		a, _ := Advantage(b, o)
+		bp, op := extra(results, wl, "berth", "latency_p99_ms"), extra(results, wl, name, "latency_p99_ms")
+		verdict(a >= 2 && bp <= op, "%s: berth %s qps vs best other (%s) %s qps: %.2fx, p99 %s vs %s ms (target ≥ 2x at equal or lower p99)",
+			wl, num(b.Median), name, num(o.Median), a, num(bp), num(op))
+	}
+	return out
+}
+
+func extra(results []Result, workload, engine, key string) float64 {
+	for _, r := range results {
+		if r.Workload == workload && r.Engine == engine {
+			return r.Extra[key]
+		}
+	}
+	return 0
+}
