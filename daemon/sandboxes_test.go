@@ -429,4 +429,27 @@ func TestDualStackNetworkGivesBothFamilies(t *testing.T) {
 	if err := roundTrip(a, "10.60.0.3:7000"); err != nil {
 		t.Errorf("a → b over IPv4: %v", err)
 	}
+	// The host ends are bridge ports without IPv6 addresses of their own
+	// (no link-local routes piling up in the host's table).
+	br, err := h.Netlink.LinkByName("br-" + inspect(t, d, "dual").ID[:12])
+	if err != nil {
+		t.Fatal(err)
+	}
+	links, err := h.Netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := 0
+	for _, l := range links {
+		if l.Attrs().MasterIndex != br.Attrs().Index || l.Attrs().OperState != netlink.OperUp {
+			continue
+		}
+		ports++
+		if addrs, _ := h.Netlink.AddrList(l, netlink.FAMILY_V6); len(addrs) != 0 {
+			t.Errorf("host end %s has IPv6 addresses %v", l.Attrs().Name, addrs)
+		}
+	}
+	if ports != 2 {
+		t.Errorf("%d working ports on the bridge, want 2", ports)
+	}
 }

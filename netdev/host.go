@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -206,7 +207,7 @@ var ErrExists = errors.New("device exists")
 func (h *Host) AddVeth(spec VethSpec) (int, error) {
 	v := &netlink.Veth{
 		LinkAttrs: netlink.LinkAttrs{
-			Name: spec.HostName, MTU: spec.MTU, Group: h.Owned, Flags: net.FlagUp, MasterIndex: spec.Master,
+			Name: spec.HostName, MTU: spec.MTU, Group: h.Owned, MasterIndex: spec.Master,
 		},
 		PeerName:         spec.PeerName,
 		PeerHardwareAddr: spec.PeerMAC,
@@ -222,6 +223,18 @@ func (h *Host) AddVeth(spec VethSpec) (int, error) {
 			h.h.LinkDel(l)
 		}
 		return 0, fmt.Errorf("create veth %s: %w", spec.HostName, err)
+	}
+	// The host end is a bridge port and needs no IPv6 address of its own.
+	// Without one it adds no link-local routes to the host's table, whose
+	// every walk (each time a device goes down) would otherwise grow with
+	// the number of endpoints.
+	err := h.h.LinkSetIP6AddrGenMode(v, nl.IN6_ADDR_GEN_MODE_NONE)
+	if err == nil {
+		err = h.h.LinkSetUp(v)
+	}
+	if err != nil {
+		h.h.LinkDel(v)
+		return 0, fmt.Errorf("set up veth %s: %w", spec.HostName, err)
 	}
 	return v.Attrs().Index, nil
 }

@@ -40,7 +40,7 @@ type Scale struct {
 	DNSSeconds, ThroughputSeconds int
 }
 
-var fullScale = Scale{Endpoints: []int{1, 100, 500}, Ports: 1000, Containers: 500, DNSSeconds: 30, ThroughputSeconds: 2}
+var fullScale = Scale{Endpoints: []int{1, 100, 500}, Ports: 1000, Containers: 500, DNSSeconds: 30, ThroughputSeconds: 5}
 
 func (r *Runner) wants(workload string) bool {
 	return r.Filter == nil || r.Filter.MatchString(workload)
@@ -178,7 +178,7 @@ func (r *Runner) Run(e Engine) {
 	if c, ok := e.(Creator); ok {
 		r.measure(Result{Workload: "network create+remove", Unit: "ms", Engine: name}, c.PrepareCreate)
 	} else {
-		r.add(Result{Workload: "network create+remove", Unit: "ms", Engine: name}, notApplicableFor(e, "network create"))
+		r.addNotApplicable(Result{Workload: "network create+remove", Unit: "ms", Engine: name}, e, "network create")
 	}
 	if p, ok := e.(Publisher); ok {
 		r.ports(name, p)
@@ -189,12 +189,20 @@ func (r *Runner) Run(e Engine) {
 	if d, ok := e.(Resolver); ok {
 		r.dns(name, d)
 	} else {
-		r.add(Result{Workload: "dns local name", Unit: "qps", Engine: name, HigherIsBetter: true}, notApplicableFor(e, "resolver"))
+		r.addNotApplicable(Result{Workload: "dns local name", Unit: "qps", Engine: name, HigherIsBetter: true}, e, "resolver")
 	}
 	if m, ok := e.(Memory); ok {
 		r.memory(name, m)
 	} else {
-		r.add(Result{Workload: "memory idle", Unit: "MiB", Engine: name}, notApplicableFor(e, "long-running process"))
+		r.addNotApplicable(Result{Workload: "memory idle", Unit: "MiB", Engine: name}, e, "long-running process")
+	}
+}
+
+// addNotApplicable records a workload the engine does not have, unless
+// -run leaves the workload out.
+func (r *Runner) addNotApplicable(res Result, e Engine, what string) {
+	if r.wants(res.Workload) {
+		r.add(res, notApplicableFor(e, what))
 	}
 }
 
