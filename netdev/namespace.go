@@ -314,9 +314,12 @@ func hasIPv6(addrs []netip.Prefix) bool {
 func (n *Namespace) Fd() int { return int(n.fd) }
 
 // Do runs fn on a thread inside the namespace; sockets fn opens stay in it.
-// The thread goes back afterwards, or, if it cannot, stays locked so the
-// runtime discards it rather than reuse it in the wrong namespace.
-func (n *Namespace) Do(fn func() error) error {
+func (n *Namespace) Do(fn func() error) error { return RunIn(n.fd, n.path, fn) }
+
+// RunIn runs fn on a thread inside the namespace ns (named name in
+// errors). The thread goes back afterwards, or, if it cannot, stays locked
+// so the runtime discards it rather than reuse it in the wrong namespace.
+func RunIn(ns netns.NsHandle, name string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -327,14 +330,14 @@ func (n *Namespace) Do(fn func() error) error {
 			return
 		}
 		defer orig.Close()
-		if err := netns.Set(n.fd); err != nil {
+		if err := netns.Set(ns); err != nil {
 			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter %s: %w", n.path, err)
+			errc <- fmt.Errorf("enter %s: %w", name, err)
 			return
 		}
 		ferr := fn()
 		if err := netns.Set(orig); err != nil {
-			errc <- fmt.Errorf("leave %s: %w", n.path, err)
+			errc <- fmt.Errorf("leave %s: %w", name, err)
 			return
 		}
 		runtime.UnlockOSThread()

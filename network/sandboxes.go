@@ -187,15 +187,11 @@ func (ep *epState) detail() EndpointDetail {
 // addresses its endpoints asked for stay reserved for a sandbox of the same
 // ID (a container that starts again) until ReleaseReservations.
 func (c *Controller) DeleteSandbox(term string, keepStatic bool) error {
-	sb, err := c.sandbox(term)
+	sb, err := c.lockedSandbox(term)
 	if err != nil {
 		return err
 	}
-	sb.mu.Lock()
 	defer sb.mu.Unlock()
-	if sb.removed {
-		return errSandboxNotFound(term)
-	}
 	for len(sb.endpoints) > 0 {
 		if err := c.leave(sb, sb.endpoints[len(sb.endpoints)-1], true, keepStatic, nil); err != nil {
 			return err
@@ -224,15 +220,11 @@ func (c *Controller) Connect(sbTerm, netTerm string, opts EndpointOptions) (Endp
 	if err != nil {
 		return EndpointDetail{}, err
 	}
-	sb, err := c.sandbox(sbTerm)
+	sb, err := c.lockedSandbox(sbTerm)
 	if err != nil {
 		return EndpointDetail{}, err
 	}
-	sb.mu.Lock()
 	defer sb.mu.Unlock()
-	if sb.removed {
-		return EndpointDetail{}, errSandboxNotFound(sbTerm)
-	}
 	if err := checkConnect(sb, nw, opts); err != nil {
 		return EndpointDetail{}, err
 	}
@@ -726,14 +718,25 @@ func (c *Controller) ReleaseReservations(owner string) error {
 // InNamespace runs fn with a sandbox's open namespace (to open sockets in
 // it, say), holding the sandbox so it cannot go away meanwhile.
 func (c *Controller) InNamespace(term string, fn func(*netdev.Namespace) error) error {
-	sb, err := c.sandbox(term)
+	sb, err := c.lockedSandbox(term)
 	if err != nil {
 		return err
 	}
-	sb.mu.Lock()
 	defer sb.mu.Unlock()
-	if sb.removed {
-		return errSandboxNotFound(term)
-	}
 	return fn(sb.ns)
+}
+
+// lockedSandbox finds a sandbox and locks it; one removed meanwhile is not
+// found. The caller unlocks sb.mu.
+func (c *Controller) lockedSandbox(term string) (*sbState, error) {
+	sb, err := c.sandbox(term)
+	if err != nil {
+		return nil, err
+	}
+	sb.mu.Lock()
+	if sb.removed {
+		sb.mu.Unlock()
+		return nil, errSandboxNotFound(term)
+	}
+	return sb, nil
 }

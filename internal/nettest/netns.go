@@ -14,6 +14,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/netdev"
 )
 
 // RequireRoot skips a test that needs root.
@@ -103,33 +105,7 @@ func createMounted(path string) error {
 }
 
 // Do runs fn on a thread inside the namespace. Sockets fn opens stay in it.
-func (n *Namespace) Do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(n.ns); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter %s: %w", n.Path, err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			// Leave the thread locked: the runtime discards it.
-			errc <- fmt.Errorf("leave %s: %w", n.Path, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+func (n *Namespace) Do(fn func() error) error { return netdev.RunIn(n.ns, n.Path, fn) }
 
 // Listen opens a listener inside the namespace.
 func (n *Namespace) Listen(network, addr string) (net.Listener, error) {
