@@ -1,11 +1,8 @@
 package container
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,7 +16,6 @@ import (
 	ntypes "github.com/moby/moby/api/types/network"
 
 	"github.com/berth-net/berth/network"
-	"github.com/berth-net/berth/resolver"
 	"github.com/berth-net/berth/store"
 )
 
@@ -92,23 +88,10 @@ type Config struct {
 	Runc string
 	// CgroupParent is where containers' cgroups go.
 	CgroupParent string
-	// Resolvers are the host's nameservers for containers' resolv.conf.
-	Resolvers []string
 	// Removed, when set, is called after a container is removed, however
 	// that happened (rm, or --rm when it ended).
 	Removed func()
-	// DNS is the resolver containers on user-defined networks use; nil
-	// leaves them with the host's servers.
-	DNS *DNS
-	Log *slog.Logger
-}
-
-// DNS is berth's resolver and where it forwards what is not a container's.
-type DNS struct {
-	Table    *resolver.Table
-	Resolver *resolver.Resolver
-	// Upstreams are the daemon's --dns servers, else the host's.
-	Upstreams func() []netip.AddrPort
+	Log     *slog.Logger
 }
 
 // Manager runs containers.
@@ -121,8 +104,6 @@ type Manager struct {
 	byID   map[string]*entry
 	byName map[string]string // name → ID; "" while a create is under way
 	execs  map[string]*execEntry
-	// resolvers serve the running containers that use berth's resolver.
-	resolvers map[string]*resolver.Attachment
 }
 
 // entry is a container in memory.
@@ -156,8 +137,6 @@ func New(cfg Config) (*Manager, error) {
 		byID:   map[string]*entry{},
 		byName: map[string]string{},
 		execs:  map[string]*execEntry{},
-
-		resolvers: map[string]*resolver.Attachment{},
 	}
 	for _, dir := range []string{m.runc.root, filepath.Join(cfg.Root, "containers"), filepath.Join(cfg.ExecRoot, "containers"), filepath.Join(cfg.ExecRoot, "shim")} {
 		if err := os.MkdirAll(dir, 0o710); err != nil {
@@ -179,17 +158,6 @@ func New(cfg Config) (*Manager, error) {
 		m.restore(e)
 	}
 	return m, nil
-}
-
-func newID() string {
-	for {
-		b := make([]byte, 32)
-		rand.Read(b)
-		id := hex.EncodeToString(b)
-		if strings.Trim(id[:12], "0123456789") != "" {
-			return id
-		}
-	}
 }
 
 // Docker's pattern for container names.

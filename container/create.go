@@ -13,6 +13,7 @@ import (
 	ctypes "github.com/moby/moby/api/types/container"
 	ntypes "github.com/moby/moby/api/types/network"
 
+	"github.com/berth-net/berth/internal/stringid"
 	"github.com/berth-net/berth/network"
 )
 
@@ -27,7 +28,6 @@ type CreateOptions struct {
 // Network modes other than a network's name.
 const (
 	modeHost      = "host"
-	modeNone      = "none"
 	modeBridge    = "bridge"
 	modeDefault   = "default"
 	modeContainer = "container:"
@@ -57,7 +57,7 @@ func (m *Manager) Create(opts CreateOptions) (Container, error) {
 		return Container{}, err
 	}
 	rec := Container{
-		ID: newID(), Created: time.Now().UTC(), Image: cfg.Image, ImageID: imageID,
+		ID: stringid.New(), Created: time.Now().UTC(), Image: cfg.Image, ImageID: imageID,
 		Config: mergeConfig(cfg, imgCfg), Host: host,
 		State: State{Status: ctypes.StateCreated},
 	}
@@ -182,23 +182,23 @@ func (m *Manager) checkNetworking(rec *Container, nc *ntypes.NetworkingConfig) e
 		case len(rec.Host.ExtraHosts) > 0:
 			return conflict("custom host-to-IP mapping and the network mode")
 		case len(eps) > 0:
-			return errdefs.ErrInvalidArgument.WithMessage("container sharing network namespace with another container or host cannot be connected to any other network")
+			return network.ErrSharedNamespace
 		}
 		return nil
 	case mode == modeHost:
 		if len(eps) > 1 {
-			return errdefs.ErrInvalidArgument.WithMessage("container cannot be disconnected from host network or connected to host network")
+			return network.ErrHostNetwork
 		}
 		return nil
 	}
 	// Networks are recorded by name; the primary one, from the network
 	// mode, first.
-	primary, err := m.cfg.Networks.InspectNetwork(string(mode))
+	primary, err := m.cfg.Networks.LookupNetwork(string(mode))
 	if err != nil {
 		return err
 	}
 	rec.Host.NetworkMode = ctypes.NetworkMode(primary.Name)
-	if primary.Driver == "host" {
+	if primary.HostNamespace() {
 		rec.Host.NetworkMode = modeHost
 		return nil
 	}
@@ -209,7 +209,7 @@ func (m *Manager) checkNetworking(rec *Container, nc *ntypes.NetworkingConfig) e
 			settings[primary.Name] = eps[term]
 			continue
 		}
-		n, err := m.cfg.Networks.InspectNetwork(term)
+		n, err := m.cfg.Networks.LookupNetwork(term)
 		if err != nil {
 			return err
 		}
@@ -220,9 +220,8 @@ func (m *Manager) checkNetworking(rec *Container, nc *ntypes.NetworkingConfig) e
 			settings[n.Name] = eps[term]
 		}
 	}
-	mode = rec.Host.NetworkMode
-	if mode == modeNone && len(order) > 1 {
-		return errdefs.ErrInvalidArgument.WithMessage("container cannot be connected to multiple networks with one of the networks in private (none) mode")
+	if primary.Alone() && len(order) > 1 {
+		return network.ErrNoneNetwork
 	}
 	for _, name := range order {
 		ep := settings[name]

@@ -16,6 +16,8 @@ import (
 	"github.com/containerd/errdefs"
 	ctypes "github.com/moby/moby/api/types/container"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-net/berth/internal/stringid"
 )
 
 // execEntry is a process to run, or run, inside a container.
@@ -49,7 +51,7 @@ func (m *Manager) ExecCreate(term string, req ctypes.ExecCreateRequest) (string,
 	if !running {
 		return "", errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s is not running", e.rec.ID))
 	}
-	x := &execEntry{ID: newID(), ContainerID: e.rec.ID, Config: req}
+	x := &execEntry{ID: stringid.New(), ContainerID: e.rec.ID, Config: req}
 	m.mu.Lock()
 	m.execs[x.ID] = x
 	m.mu.Unlock()

@@ -64,14 +64,14 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 	if err := os.MkdirAll(m.runDir(c.ID), 0o710); err != nil {
 		return err
 	}
-	netns, eps, err := m.attachNetworks(c)
+	netns, files, err := m.attachNetworks(c)
 	if err != nil {
 		return err
 	}
 	if ownsSandbox(c.Host.NetworkMode) {
 		undo = append(undo, func() { m.releaseNetworks(c.ID) })
 	}
-	if err := m.writeFiles(c, eps); err != nil {
+	if err := m.writeFiles(c, files); err != nil {
 		return err
 	}
 	rootfs, err := m.mountRootFS(c)
@@ -82,10 +82,6 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 	if err := m.writeBundle(c, rootfs, netns); err != nil {
 		return err
 	}
-	if err := m.attachResolver(c); err != nil {
-		return err
-	}
-	undo = append(undo, func() { m.detachResolver(c) })
 	if err := m.spawnShim(c); err != nil {
 		return err
 	}
@@ -112,11 +108,13 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 
 // attachNetworks gives the container its network namespace: its own
 // sandbox connected to its networks, the one of the container it shares, or
-// none (host mode). It returns the namespace path and the endpoints.
-func (m *Manager) attachNetworks(c *Container) (string, []network.EndpointDetail, error) {
+// none (host mode). It returns the namespace path and, for a sandbox of its
+// own, the /etc files the controller made for it.
+func (m *Manager) attachNetworks(c *Container) (string, *network.Files, error) {
 	mode := string(c.Host.NetworkMode)
 	switch {
 	case mode == modeHost:
+		c.LinkEnv, c.LinkHosts = nil, nil
 		return "", nil, nil
 	case strings.HasPrefix(mode, modeContainer):
 		target, err := m.find(strings.TrimPrefix(mode, modeContainer))
@@ -139,31 +137,56 @@ func (m *Manager) attachNetworks(c *Container) (string, []network.EndpointDetail
 		if err != nil {
 			return "", nil, err
 		}
-		return sb.Key, sb.Endpoints, nil
+		return sb.Key, nil, nil
 	}
-	specs, err := portSpecs(c)
+	ports, err := portSpecs(c)
 	if err != nil {
 		return "", nil, err
 	}
-	publishOn := m.publishingNetwork(c, specs)
-	sb, err := m.cfg.Networks.CreateSandbox(network.SandboxOptions{ID: c.ID, Name: c.Name})
+	dns, err := m.dnsConfig(c)
 	if err != nil {
 		return "", nil, err
 	}
-	var eps []network.EndpointDetail
+	opts := network.SandboxOptions{ID: c.ID, Name: c.Name, DNS: dns, Ports: ports}
 	for _, att := range c.Networks {
-		opts := endpointOptions(att.Config)
-		if att.Network == publishOn {
-			opts.Ports = specs
-		}
-		ep, err := m.cfg.Networks.Connect(c.ID, att.Network, opts)
-		if err != nil {
-			m.releaseNetworks(c.ID)
-			return "", nil, err
-		}
-		eps = append(eps, ep)
+		opts.Networks = append(opts.Networks, network.Attachment{Network: att.Network, Endpoint: endpointOptions(att.Config)})
 	}
-	return sb.Key, eps, nil
+	sb, err := m.cfg.Networks.CreateSandbox(opts)
+	if err != nil {
+		return "", nil, err
+	}
+	return sb.Key, sb.Files, nil
+}
+
+// dnsConfig is what the controller makes the container's names, /etc
+// files and name service from. Legacy links on the default bridge are
+// resolved here, into hosts lines and environment variables.
+func (m *Manager) dnsConfig(c *Container) (*network.DNSConfig, error) {
+	c.LinkEnv, c.LinkHosts = nil, nil
+	if string(c.Host.NetworkMode) == modeBridge && len(c.Host.Links) > 0 {
+		if err := m.legacyLinks(c); err != nil {
+			return nil, err
+		}
+	}
+	cfg := &network.DNSConfig{
+		Hostname: c.Config.Hostname, Domainname: c.Config.Domainname,
+		ExtraHosts: c.Host.ExtraHosts, LinkHosts: c.LinkHosts,
+		Servers: c.Host.DNS, Search: c.Host.DNSSearch, Options: c.Host.DNSOptions,
+	}
+	// As Docker's embedded DNS: for containers on a user-defined network.
+	for _, att := range c.Networks {
+		if !network.IsPredefined(att.Network) {
+			cfg.Resolver = true
+		}
+	}
+	for _, l := range c.Host.Links {
+		name, alias := parseLink(l)
+		if cfg.Links == nil {
+			cfg.Links = map[string]string{}
+		}
+		cfg.Links[alias] = name
+	}
+	return cfg, nil
 }
 
 // releaseNetworks gives back the container's sandbox: its interfaces go,
@@ -175,59 +198,31 @@ func (m *Manager) releaseNetworks(id string) {
 	}
 }
 
-// writeFiles writes the container's hostname, hosts and resolv.conf.
-func (m *Manager) writeFiles(c *Container, eps []network.EndpointDetail) error {
+// writeFiles writes the container's hostname, hosts and resolv.conf: those
+// the controller made for its sandbox, or, in host mode, the host's.
+func (m *Manager) writeFiles(c *Container, files *network.Files) error {
 	mode := string(c.Host.NetworkMode)
 	if strings.HasPrefix(mode, modeContainer) {
 		// The files are the shared container's own.
 		return nil
 	}
 	hostname := c.Config.Hostname
-	hosts := ""
-	c.LinkEnv, c.LinkHosts = nil, nil
 	if mode == modeHost {
 		hostname, _ = os.Hostname()
 		b, _ := os.ReadFile("/etc/hosts")
-		hosts = string(b)
-	} else {
-		if mode == modeBridge && len(c.Host.Links) > 0 {
-			if err := m.legacyLinks(c); err != nil {
-				return err
-			}
+		files = &network.Files{
+			Hosts:      string(b),
+			ResolvConf: m.cfg.Networks.ResolvConf(&network.DNSConfig{Servers: c.Host.DNS, Search: c.Host.DNSSearch, Options: c.Host.DNSOptions}),
 		}
-		hosts = hostsFile(hostname, c.Config.Domainname, c.Host.ExtraHosts, c.LinkHosts, eps)
-	}
-	servers, search, options := hostResolvers("/etc/resolv.conf")
-	if len(m.cfg.Resolvers) > 0 {
-		servers = m.cfg.Resolvers
-	}
-	var dns []string
-	for _, a := range c.Host.DNS {
-		dns = append(dns, a.String())
-	}
-	resolv := resolvFile(servers, search, options, dns, c.Host.DNSSearch, c.Host.DNSOptions)
-	if usesResolver(c) {
-		resolv = resolverFile(search, options, c.Host.DNSSearch, c.Host.DNSOptions)
 	}
 	for path, content := range map[string]string{
-		m.hostnamePath(c.ID): hostname + "\n", m.hostsPath(c.ID): hosts, m.resolvPath(c.ID): resolv,
+		m.hostnamePath(c.ID): hostname + "\n", m.hostsPath(c.ID): files.Hosts, m.resolvPath(c.ID): files.ResolvConf,
 	} {
 		if err := writeFile(path, content); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// usesResolver tells whether a container gets berth's resolver: when it is
-// on a user-defined network, as Docker's embedded DNS.
-func usesResolver(c *Container) bool {
-	for _, att := range c.Networks {
-		if !network.IsPredefined(att.Network) {
-			return true
-		}
-	}
-	return false
 }
 
 // legacyLinks resolves the container's --link targets on the default
@@ -413,7 +408,6 @@ func (m *Manager) exited(e *entry, st ExitStatus) {
 // cleanupRuntime removes a stopped container's runc state, mount and
 // sandbox.
 func (m *Manager) cleanupRuntime(c *Container) {
-	m.detachResolver(c)
 	if err := m.runc.delete(context.Background(), c.ID); err != nil {
 		m.log.Warn("runc delete", "id", c.ID, "err", err)
 	}
@@ -643,10 +637,6 @@ func (m *Manager) restore(e *entry) {
 			m.save(e)
 		}
 		m.log.Info("adopted running container", "id", c.ID, "name", c.Name, "pid", c.State.Pid)
-		// The old daemon's sockets died with it.
-		if err := m.attachResolver(c); err != nil {
-			m.log.Warn("serve the adopted container's names", "id", c.ID, "err", err)
-		}
 		go m.monitor(e)
 		return
 	}

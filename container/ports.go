@@ -86,19 +86,3 @@ func hostPortRange(s string) (uint16, uint16, error) {
 	}
 	return uint16(min), uint16(max), nil
 }
-
-// publishingNetwork is the network whose endpoint publishes the ports: the
-// first bridge network the container is on that is not internal, as
-// Docker publishes through the network of its default gateway.
-func (m *Manager) publishingNetwork(c *Container, specs []network.PortSpec) string {
-	if len(specs) == 0 {
-		return ""
-	}
-	for _, att := range c.Networks {
-		n, err := m.cfg.Networks.InspectNetwork(att.Network)
-		if err == nil && n.Driver == "bridge" && !n.Internal {
-			return att.Network
-		}
-	}
-	return ""
-}

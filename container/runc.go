@@ -3,7 +3,6 @@ package container
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -58,31 +57,6 @@ func (r runc) delete(ctx context.Context, id string) error {
 		return nil
 	}
 	return err
-}
-
-// runcState is what `runc state` reports.
-type runcState struct {
-	Status string `json:"status"`
-	Pid    int    `json:"pid"`
-}
-
-// state returns the container's runc state, or ok=false when runc does not
-// know it.
-func (r runc) state(ctx context.Context, id string) (runcState, bool, error) {
-	var stdout, stderr bytes.Buffer
-	cmd := r.command(ctx, "state", id)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		if strings.Contains(stderr.String(), "does not exist") {
-			return runcState{}, false, nil
-		}
-		return runcState{}, false, fmt.Errorf("runc state: %s", strings.TrimSpace(stderr.String()))
-	}
-	var st runcState
-	if err := json.Unmarshal(stdout.Bytes(), &st); err != nil {
-		return runcState{}, false, err
-	}
-	return st, true, nil
 }
 
 // lookRunc finds the runc binary.

@@ -244,7 +244,7 @@ func (d *Daemon) endpointSettings(c container.Container) map[string]*ntypes.Endp
 		return out
 	}
 	if string(c.Host.NetworkMode) == bnet.NameHost {
-		if n, err := d.ctrl.InspectNetwork(bnet.NameHost); err == nil {
+		if n, err := d.ctrl.LookupNetwork(bnet.NameHost); err == nil {
 			out[bnet.NameHost] = &ntypes.EndpointSettings{NetworkID: n.ID}
 		}
 		return out
@@ -264,7 +264,7 @@ func (d *Daemon) endpointSettings(c container.Container) map[string]*ntypes.Endp
 			if s == nil {
 				s = &ntypes.EndpointSettings{}
 			}
-			if n, err := d.ctrl.InspectNetwork(att.Network); err == nil {
+			if n, err := d.ctrl.LookupNetwork(att.Network); err == nil {
 				s.NetworkID = n.ID
 			}
 		}

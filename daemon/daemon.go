@@ -16,15 +16,11 @@ import (
 	"time"
 
 	"github.com/berth-net/berth/container"
-	"github.com/berth-net/berth/driver"
-	"github.com/berth-net/berth/driver/bridge"
-	"github.com/berth-net/berth/driver/host"
-	"github.com/berth-net/berth/driver/macvlan"
-	"github.com/berth-net/berth/driver/null"
 	"github.com/berth-net/berth/firewall"
 	"github.com/berth-net/berth/image"
 	"github.com/berth-net/berth/ipam"
 	"github.com/berth-net/berth/netdev"
+	"github.com/berth-net/berth/netdev/reap"
 	"github.com/berth-net/berth/network"
 	"github.com/berth-net/berth/resolver"
 	"github.com/berth-net/berth/store"
@@ -60,6 +56,7 @@ type Daemon struct {
 	cfg        Config
 	store      store.Store
 	host       *netdev.Host
+	reaper     *reap.Reaper
 	fw         *firewall.Firewall
 	ctrl       *network.Controller
 	images     *image.Store
@@ -113,22 +110,35 @@ func New(cfg Config) (_ *Daemon, err error) {
 	if d.host, err = netdev.NewHost(cfg.Root); err != nil {
 		return nil, err
 	}
-	d.host.OnReapError(func(err error) { cfg.Log.Warn("reap retired devices", "err", err) })
+	d.reaper = reap.New(d.host, func(err error) { cfg.Log.Warn("reap retired devices", "err", err) })
 	if err := netdev.SetForwarding(false); err != nil {
 		return nil, err
 	}
 	if d.fw, err = firewall.New(tableName(cfg.Root)); err != nil {
 		return nil, err
 	}
+	table := resolver.NewTable()
 	d.ctrl, err = network.New(network.Config{
-		Store:         st,
-		Host:          d.host,
-		Drivers:       []driver.Driver{bridge.New(d.host), host.New(), null.New(), macvlan.New(d.host), macvlan.NewIPVlan(d.host)},
-		Pools:         cfg.Pools,
-		DefaultBridge: cfg.BridgeName,
-		NamespaceDir:  filepath.Join(cfg.ExecRoot, "netns"),
-		Firewall:      d.fw,
-		Log:           cfg.Log,
+		Store:        st,
+		Kernel:       kernel{d.host, d.reaper},
+		Drivers:      d.drivers(),
+		Pools:        cfg.Pools,
+		NamespaceDir: filepath.Join(cfg.ExecRoot, "netns"),
+		Firewall:     d.fw,
+		DNS: &network.DNS{
+			Table: table, Resolver: resolver.New(table, resolver.Options{Logger: cfg.Log}),
+			Upstreams: func() []netip.AddrPort {
+				if len(cfg.DNS) == 0 {
+					return network.HostUpstreams("/etc/resolv.conf")
+				}
+				var out []netip.AddrPort
+				for _, a := range cfg.DNS {
+					out = append(out, netip.AddrPortFrom(a, 53))
+				}
+				return out
+			},
+		},
+		Log: cfg.Log,
 	})
 	if err != nil {
 		return nil, err
@@ -140,23 +150,9 @@ func New(cfg Config) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	table := resolver.NewTable()
-	dns := &container.DNS{
-		Table: table, Resolver: resolver.New(table, resolver.Options{Logger: cfg.Log}),
-		Upstreams: func() []netip.AddrPort {
-			if len(cfg.DNS) == 0 {
-				return container.HostUpstreams("/etc/resolv.conf")
-			}
-			var out []netip.AddrPort
-			for _, a := range cfg.DNS {
-				out = append(out, netip.AddrPortFrom(a, 53))
-			}
-			return out
-		},
-	}
 	d.containers, err = container.New(container.Config{
 		Store: st, Networks: d.ctrl, Images: d.images, Root: cfg.Root, ExecRoot: cfg.ExecRoot, Self: self, Log: cfg.Log,
-		Removed: d.collectImages, DNS: dns,
+		Removed: d.collectImages,
 	})
 	if err != nil {
 		return nil, err
@@ -270,6 +266,9 @@ func (d *Daemon) close() {
 	}
 	if d.ctrl != nil {
 		d.ctrl.Close()
+	}
+	if d.reaper != nil {
+		d.reaper.Close()
 	}
 	if d.host != nil {
 		d.host.Close()

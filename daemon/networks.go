@@ -23,11 +23,10 @@ func toSummary(n bnet.Network) network.Network {
 		Options: n.Options, Labels: n.Labels,
 		IPAM: network.IPAM{Driver: n.IPAM.Driver, Options: n.IPAM.Options, Config: []network.IPAMConfig{}},
 	}
-	if n.Driver == "macvlan" || n.Driver == "ipvlan" {
-		// Said where users look: the kernel does not pass traffic between
-		// the parent and its own macvlan or ipvlan interfaces.
+	if len(n.Notes) > 0 {
+		// What the driver tells users, where they look.
 		out.Options = maps.Clone(n.Options)
-		out.Options["com.berth.host_reach"] = "none: the host cannot reach this network's containers through its parent"
+		maps.Copy(out.Options, n.Notes)
 	}
 	for _, p := range n.IPAM.Pools {
 		c := network.IPAMConfig{Subnet: p.Subnet, IPRange: p.IPRange, AuxAddress: p.AuxAddresses}

@@ -125,7 +125,7 @@ func (d *Daemon) connectSandbox(w http.ResponseWriter, r *http.Request) error {
 		}
 		opts.Ports = specs
 	}
-	ep, err := d.ctrl.Connect(r.PathValue("id"), req.Network, opts)
+	ep, _, err := d.ctrl.Connect(r.PathValue("id"), req.Network, opts)
 	if err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func (d *Daemon) disconnectSandbox(w http.ResponseWriter, r *http.Request) error
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	if err := d.ctrl.Disconnect(r.PathValue("id"), req.Network, nil); err != nil {
+	if _, err := d.ctrl.Disconnect(r.PathValue("id"), req.Network, nil); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)

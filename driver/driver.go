@@ -8,6 +8,80 @@ import (
 	"github.com/berth-net/berth/netdev"
 )
 
+// Scopes of a driver's networks.
+const (
+	// ScopeLocal networks exist on one host, in its local store.
+	ScopeLocal = "local"
+	// ScopeGlobal networks span hosts, in the cluster store.
+	ScopeGlobal = "global"
+)
+
+// Sharing says how a network of a driver combines with other networks in
+// one sandbox.
+type Sharing int
+
+const (
+	// Shares: a sandbox may be on the network and on others.
+	Shares Sharing = iota
+	// Alone: a sandbox on the network is on no other one (none: only lo).
+	Alone
+	// HostNamespace: a sandbox on the network is the daemon's own
+	// namespace; nothing is connected to or disconnected from it (host).
+	HostNamespace
+)
+
+// Capabilities are what the controller needs to know of a driver as a
+// whole.
+type Capabilities struct {
+	// Scope is ScopeLocal or ScopeGlobal.
+	Scope string
+	// Addresses: networks get address pools from the controller's IPAM,
+	// and each endpoint an interface with addresses from them.
+	Addresses bool
+	Sharing   Sharing
+	// Singleton drivers have only their predefined network: users cannot
+	// create more (host, none).
+	Singleton bool
+	// Predefined are the networks the driver brings: the controller
+	// creates them when they are missing and users cannot remove them.
+	Predefined []Predefined
+}
+
+// Predefined is a network that exists whenever the driver does.
+type Predefined struct {
+	Name    string
+	Options map[string]string
+}
+
+// NetworkInfo is what the controller needs of one network of the driver.
+// It follows from the network's stored data alone: the driver looks at
+// nothing else to give it.
+type NetworkInfo struct {
+	// Firewall, when set, puts the network under berth's firewall:
+	// isolation from other networks, masquerade, internal networks and
+	// published ports, matched on Firewall.Device. Nil for networks without
+	// a device of berth's on the host's path (macvlan, host, none); their
+	// endpoints publish no ports.
+	Firewall *Firewall
+	// Notes are facts users should see with the network's options in
+	// inspect (com.berth.* keys).
+	Notes map[string]string
+}
+
+// Firewall is how berth's firewall treats a network.
+type Firewall struct {
+	// Device is the host device the network's traffic passes (a bridge).
+	Device string
+	// Masquerade rewrites traffic leaving the host from the network.
+	Masquerade bool
+	// Isolated networks' endpoints do not talk to each other
+	// (enable_icc=false): their host-side devices are isolated one by one.
+	Isolated bool
+	// HostIP is where ports are published when the caller names no
+	// address (host_binding_ipv4); zero means every address of the host.
+	HostIP netip.Addr
+}
+
 // Network is what a driver knows of a network.
 type Network struct {
 	ID         string
@@ -42,18 +116,69 @@ type Endpoint struct {
 	IPv6       netip.Prefix
 }
 
-// Driver is a network driver.
+// Addrs are the endpoint's addresses, IPv4 first.
+func (ep *Endpoint) Addrs() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range []netip.Prefix{ep.IPv4, ep.IPv6} {
+		if p.IsValid() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// JoinInfo is what a join gives the sandbox besides the interface: where
+// its default routes may go and which routes it needs. The controller
+// decides which endpoint's gateway the sandbox routes through.
+type JoinInfo struct {
+	// Gateway4 and Gateway6 are the gateways the sandbox may route through
+	// this endpoint; zero for none of that family.
+	Gateway4 netip.Addr
+	Gateway6 netip.Addr
+	// DefaultViaDevice: a default route through this endpoint goes out of
+	// its interface with no gateway address (ipvlan's l3 modes).
+	DefaultViaDevice bool
+	// Routes go out of the endpoint's interface.
+	Routes []Route
+}
+
+// Route is a static route of a sandbox.
+type Route struct {
+	Dst netip.Prefix
+	// Via is the next hop; zero means Dst is on the interface's link.
+	Via netip.Addr
+}
+
+// Gateways is the JoinInfo of an endpoint whose gateways are those of the
+// subnets holding its addresses.
+func Gateways(nw *Network, ep *Endpoint) JoinInfo {
+	var info JoinInfo
+	for _, s := range nw.IPv4 {
+		if ep.IPv4.IsValid() && s.Prefix.Contains(ep.IPv4.Addr()) {
+			info.Gateway4 = s.Gateway
+		}
+	}
+	for _, s := range nw.IPv6 {
+		if ep.IPv6.IsValid() && s.Prefix.Contains(ep.IPv6.Addr()) {
+			info.Gateway6 = s.Gateway
+		}
+	}
+	return info
+}
+
+// Driver is a network driver: built in, or a plugin's adapter. The
+// controller knows drivers only through this contract.
 type Driver interface {
 	// Name is the name users give with --driver.
 	Name() string
-	// NeedsAddresses tells whether networks of this driver get address pools
-	// and their endpoints interfaces.
-	NeedsAddresses() bool
+	Capabilities() Capabilities
 	// ValidateOptions checks a new network's driver options on their own.
 	ValidateOptions(opts map[string]string) error
-	// Prepare checks a new network against the networks that exist and
-	// returns the driver's state for it. It changes nothing.
+	// Prepare checks a new network against the networks of the driver that
+	// exist and returns the driver's state for it. It changes nothing.
 	Prepare(nw *Network, existing []*Network) (json.RawMessage, error)
+	// Describe tells how the controller treats a network.
+	Describe(nw *Network) NetworkInfo
 	// CreateNetwork makes the network's kernel state exist. It is idempotent:
 	// the controller calls it again on every start.
 	CreateNetwork(nw *Network) error
@@ -61,20 +186,15 @@ type Driver interface {
 	// deletions may finish in the background.
 	DeleteNetwork(nw *Network) error
 	// Join creates ep's interface inside the namespace, up and addressed.
-	Join(nw *Network, ep *Endpoint, ns *netdev.Namespace) error
+	Join(nw *Network, ep *Endpoint, ns *netdev.Namespace) (JoinInfo, error)
 	// Leave takes ep's interface out of service; nothing carries traffic for
-	// ep when it returns.
+	// ep when it returns. ns is nil when the namespace is gone.
 	Leave(nw *Network, ep *Endpoint, ns *netdev.Namespace) error
-	// Attached tells whether ep's kernel state, on the host and inside the
-	// namespace, is intact.
-	Attached(nw *Network, ep *Endpoint, ns *netdev.Namespace) (bool, error)
+	// Restore tells, when the daemon starts, whether a recorded endpoint's
+	// kernel state, on the host and inside the namespace, is intact, and
+	// returns what its join gave (when it is not intact, the controller
+	// joins it again).
+	Restore(nw *Network, ep *Endpoint, ns *netdev.Namespace) (JoinInfo, bool, error)
 	// Devices lists the host devices the network itself owns (a bridge).
 	Devices(nw *Network) []string
-}
-
-// DeviceRouted is implemented by drivers whose endpoints reach their
-// gateway without ARP (ipvlan in l3 modes): their default route goes out
-// of the interface, with no gateway address.
-type DeviceRouted interface {
-	DefaultViaDevice(nw *Network) bool
 }

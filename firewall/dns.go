@@ -18,8 +18,8 @@ var ResolverAddr = netip.MustParseAddr("127.0.0.11")
 // 127.0.0.11:udpPort and :tcpPort. The resolver keeps off port 53 so that
 // the container can run a DNS server of its own there. Answers are
 // translated back by connection tracking. Writing it again replaces it.
-func RedirectDNS(nsFd int, udpPort, tcpPort uint16) error {
-	conn, err := nftables.New(nftables.WithNetNSFd(nsFd))
+func (f *Firewall) RedirectDNS(nsFd int, udpPort, tcpPort uint16) error {
+	conn, err := nftables.New(append([]nftables.ConnOption{nftables.WithNetNSFd(nsFd)}, f.opts...)...)
 	if err != nil {
 		return fmt.Errorf("open nftables in the container: %w", err)
 	}

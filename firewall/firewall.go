@@ -25,6 +25,8 @@ const (
 
 // Firewall is berth's two tables in one network namespace.
 type Firewall struct {
+	// opts are the caller's options for every connection (a test dialer).
+	opts   []nftables.ConnOption
 	mu     sync.Mutex
 	conn   *nftables.Conn
 	inet   *nftables.Table
@@ -32,14 +34,16 @@ type Firewall struct {
 	sets   map[string]*nftables.Set
 }
 
-// New prepares berth's tables named name (nothing is written until
-// Rebuild). opts choose the namespace (nftables.WithNetNSFd).
+// New prepares berth's tables named name in the calling thread's
+// namespace (nothing is written until Rebuild). opts apply to every
+// netlink connection the firewall opens (nftables.WithTestDial).
 func New(name string, opts ...nftables.ConnOption) (*Firewall, error) {
 	conn, err := nftables.New(append([]nftables.ConnOption{nftables.AsLasting()}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("open nftables: %w", err)
 	}
 	f := &Firewall{
+		opts:   opts,
 		conn:   conn,
 		inet:   &nftables.Table{Name: name, Family: nftables.TableFamilyINet},
 		bridge: &nftables.Table{Name: name, Family: nftables.TableFamilyBridge},
@@ -208,17 +212,6 @@ func (f *Firewall) Apply(c Change) error {
 		return fmt.Errorf("update the firewall: %w", err)
 	}
 	return nil
-}
-
-// Delete removes berth's tables.
-func (f *Firewall) Delete() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, t := range []*nftables.Table{f.inet, f.bridge} {
-		f.conn.AddTable(t)
-		f.conn.DelTable(t)
-	}
-	return f.conn.Flush()
 }
 
 // Registers as nftables numbers them: the 16-byte NFT_REG_1 holds the

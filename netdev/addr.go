@@ -1,6 +1,7 @@
 package netdev
 
 import (
+	"crypto/rand"
 	"errors"
 	"net"
 	"net/netip"
@@ -32,10 +33,24 @@ func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
 	return netip.PrefixFrom(ip, ones), true
 }
 
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
 // MACFromIPv4 is Docker's endpoint MAC: 02:42 followed by the address.
 func MACFromIPv4(ip netip.Addr) net.HardwareAddr {
 	b := ip.As4()
 	return net.HardwareAddr{0x02, 0x42, b[0], b[1], b[2], b[3]}
+}
+
+// RandomMAC is a locally administered unicast address in Docker's 02:42
+// range: for a bridge, so its address does not change as ports come and
+// go, and for an endpoint without IPv4 to derive one from.
+func RandomMAC() net.HardwareAddr {
+	mac := make(net.HardwareAddr, 6)
+	rand.Read(mac[2:])
+	mac[0], mac[1] = 0x02, 0x42
+	return mac
 }
 
 func isNotFound(err error) bool {

@@ -3,47 +3,36 @@ package netdev
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/netip"
-	"os"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
 // Host is the daemon's own network namespace, where bridges and the host
 // ends of veth pairs live.
 type Host struct {
-	h *netlink.Handle
+	Links
 	// Owned is the link group of the live devices this daemon created.
 	Owned uint32
-	// Retired is the link group of veth pairs taken out of service that
-	// wait for the kernel's (slow) deletion.
+	// Retired is the link group of devices taken out of service that wait
+	// for the kernel's (slow) deletion.
 	Retired uint32
 	// Spare is the link group of bridges taken out of service, kept a while
-	// for new networks to reuse (see reaper.go).
+	// for new networks to reuse.
 	Spare uint32
+}
 
-	kick      chan struct{}
-	done      chan struct{}
-	unplug    chan int // host ends of retired pairs still on a bridge
-	unplugged chan struct{}
-	log       func(err error)
-	backlog   atomic.Int64 // veths retired and not reaped yet
-
-	// inside holds namespaces with retired interfaces of their own
-	// (macvlan, ipvlan), by namespace inode, until the reaper deletes them.
-	insideMu sync.Mutex
-	inside   map[uint64]*Namespace
-
-	spareMu sync.Mutex
-	spares  []int // indexes of spare bridges, oldest first
-	// bridgeUse is when a bridge was last retired or reused.
-	bridgeUse time.Time
+// Groups returns the link groups of a daemon instance's live devices,
+// retired devices and spare bridges. They keep clear of 0 (the default
+// group) and of the small numbers people use by hand.
+func Groups(instance string) (owned, retired, spare uint32) {
+	sum := fnv.New32a()
+	sum.Write([]byte(instance))
+	owned = 0x40000000 | (sum.Sum32() & 0x3ffffffc)
+	return owned, owned + 1, owned + 2
 }
 
 // NewHost opens the current network namespace. instance tells daemons apart
@@ -55,69 +44,22 @@ func NewHost(instance string) (*Host, error) {
 		return nil, fmt.Errorf("open netlink: %w", err)
 	}
 	owned, retired, spare := Groups(instance)
-	host := &Host{
-		h: h, Owned: owned, Retired: retired, Spare: spare,
-		kick: make(chan struct{}, 1), done: make(chan struct{}),
-		unplug: make(chan int, 1024), unplugged: make(chan struct{}),
-	}
-	go host.reaper()
-	go host.unplugger()
-	return host, nil
+	return &Host{
+		Links: Links{h: h, where: "the host", run: func(fn func() error) error { return fn() }},
+		Owned: owned, Retired: retired, Spare: spare,
+	}, nil
 }
 
-// OnReapError sets where errors of background reaping go.
-func (h *Host) OnReapError(fn func(error)) { h.log = fn }
+// Close releases the handle.
+func (h *Host) Close() { h.h.Close() }
 
-// Close deletes what is retired and releases the handle.
-func (h *Host) Close() {
-	close(h.unplug)
-	<-h.unplugged
-	close(h.kick)
-	<-h.done
-	h.h.Close()
-}
+// Owns tells whether l belongs to this daemon.
+func (h *Host) Owns(l Link) bool { return h.ownsGroup(l.Group) }
 
-// Link is a device as netdev reports it.
-type Link struct {
-	Name   string
-	Index  int
-	Group  uint32
-	Kind   string
-	Master int
-	Up     bool
-}
+func (h *Host) ownsGroup(g uint32) bool { return g == h.Owned || g == h.Retired || g == h.Spare }
 
-func linkOf(l netlink.Link) Link {
-	a := l.Attrs()
-	return Link{Name: a.Name, Index: a.Index, Group: a.Group, Kind: l.Type(), Master: a.MasterIndex, Up: a.Flags&net.FlagUp != 0}
-}
-
-// LinkByName returns the named link, or ok=false when there is none.
-func (h *Host) LinkByName(name string) (Link, bool, error) {
-	l, err := h.h.LinkByName(name)
-	if err != nil {
-		if isNotFound(err) {
-			return Link{}, false, nil
-		}
-		return Link{}, false, fmt.Errorf("look up link %s: %w", name, err)
-	}
-	return linkOf(l), true, nil
-}
-
-// OwnedLinks lists the devices of this daemon, live and retired.
-func (h *Host) OwnedLinks() ([]Link, error) {
-	links, err := retryDump(h.h.LinkList)
-	if err != nil {
-		return nil, fmt.Errorf("list links: %w", err)
-	}
-	var out []Link
-	for _, l := range links {
-		if g := l.Attrs().Group; h.ownsGroup(g) {
-			out = append(out, linkOf(l))
-		}
-	}
-	return out, nil
-}
+// OwnedLinks lists the devices of this daemon, live, retired and spare.
+func (h *Host) OwnedLinks() ([]Link, error) { return h.Links.Links(h.ownsGroup) }
 
 // BridgeSpec describes a bridge berth wants.
 type BridgeSpec struct {
@@ -129,52 +71,72 @@ type BridgeSpec struct {
 
 // EnsureBridge makes the bridge exist, be up and carry its addresses. A
 // bridge that exists but is not berth's (external) is used as it is, apart
-// from the addresses. It reports whether the bridge was created now.
-func (h *Host) EnsureBridge(spec BridgeSpec) (created bool, err error) {
+// from the addresses.
+func (h *Host) EnsureBridge(spec BridgeSpec) error {
 	l, err := h.h.LinkByName(spec.Name)
 	switch {
 	case err == nil:
 		if l.Type() != "bridge" {
-			return false, fmt.Errorf("device %s exists and is not a bridge", spec.Name)
+			return fmt.Errorf("device %s exists and is not a bridge", spec.Name)
 		}
-		if err := h.ensureUpWithAddrs(l, spec.Addrs); err != nil {
-			return false, err
-		}
-		return false, nil
+		return h.upWithAddrs(l, spec.Addrs)
 	case !isNotFound(err):
-		return false, fmt.Errorf("look up bridge %s: %w", spec.Name, err)
-	}
-	if h.reuseSpare(spec) {
-		return true, nil
+		return fmt.Errorf("look up bridge %s: %w", spec.Name, err)
 	}
 	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{
 		Name: spec.Name, MTU: spec.MTU, HardwareAddr: spec.MAC, Group: h.Owned, Flags: net.FlagUp,
 	}}
 	if err := h.h.LinkAdd(br); err != nil {
-		return false, fmt.Errorf("create bridge %s: %w", spec.Name, err)
+		return fmt.Errorf("create bridge %s: %w", spec.Name, err)
 	}
 	// An MTU set through the device, not at creation, counts as the
 	// user's: the bridge then stops recomputing it from all its ports each
 	// time one is added or removed.
 	if err := h.h.LinkSetMTU(br, spec.MTU); err != nil {
 		h.h.LinkDel(br)
-		return false, fmt.Errorf("set MTU of bridge %s: %w", spec.Name, err)
+		return fmt.Errorf("set MTU of bridge %s: %w", spec.Name, err)
 	}
 	for _, a := range spec.Addrs {
 		if err := h.h.AddrReplace(br, toAddr(a)); err != nil {
 			h.h.LinkDel(br)
-			return false, fmt.Errorf("add %s to bridge %s: %w", a, spec.Name, err)
+			return fmt.Errorf("add %s to bridge %s: %w", a, spec.Name, err)
 		}
 	}
-	return true, nil
+	return nil
 }
 
-// Owns tells whether l belongs to this daemon.
-func (h *Host) Owns(l Link) bool { return h.ownsGroup(l.Group) }
+// ReuseBridge turns the spare bridge with index into the one spec asks
+// for: renamed, addressed, owned and up.
+func (h *Host) ReuseBridge(index int, spec BridgeSpec) error {
+	l, err := h.h.LinkByIndex(index)
+	if err != nil {
+		return fmt.Errorf("spare bridge %d: %w", index, err)
+	}
+	if l.Type() != "bridge" || l.Attrs().Group != h.Spare {
+		return fmt.Errorf("device %d is no longer a spare bridge", index)
+	}
+	err = h.h.LinkSetName(l, spec.Name)
+	if err == nil {
+		err = h.h.LinkSetMTU(l, spec.MTU)
+	}
+	for _, a := range spec.Addrs {
+		if err == nil {
+			err = h.h.AddrReplace(l, toAddr(a))
+		}
+	}
+	if err == nil {
+		err = h.h.LinkSetGroup(l, int(h.Owned))
+	}
+	if err == nil {
+		err = h.h.LinkSetUp(l)
+	}
+	if err != nil {
+		return fmt.Errorf("reuse spare bridge %d as %s: %w", index, spec.Name, err)
+	}
+	return nil
+}
 
-func (h *Host) ownsGroup(g uint32) bool { return g == h.Owned || g == h.Retired || g == h.Spare }
-
-func (h *Host) ensureUpWithAddrs(l netlink.Link, addrs []netip.Prefix) error {
+func (h *Host) upWithAddrs(l netlink.Link, addrs []netip.Prefix) error {
 	for _, a := range addrs {
 		if err := h.h.AddrReplace(l, toAddr(a)); err != nil {
 			return fmt.Errorf("add %s to %s: %w", a, l.Attrs().Name, err)
@@ -228,7 +190,7 @@ func (h *Host) AddVeth(spec VethSpec) (int, error) {
 	// Without one it adds no link-local routes to the host's table, whose
 	// every walk (each time a device goes down) would otherwise grow with
 	// the number of endpoints.
-	err := h.h.LinkSetIP6AddrGenMode(v, nl.IN6_ADDR_GEN_MODE_NONE)
+	err := h.h.LinkSetIP6AddrGenMode(v, nlIPv6GenNone)
 	if err == nil {
 		err = h.h.LinkSetUp(v)
 	}
@@ -237,21 +199,6 @@ func (h *Host) AddVeth(spec VethSpec) (int, error) {
 		return 0, fmt.Errorf("set up veth %s: %w", spec.HostName, err)
 	}
 	return v.Attrs().Index, nil
-}
-
-// Delete removes a device now, waiting for the kernel.
-func (h *Host) Delete(name string) error {
-	l, err := h.h.LinkByName(name)
-	if err != nil {
-		if isNotFound(err) {
-			return nil
-		}
-		return err
-	}
-	if err := h.h.LinkDel(l); err != nil && !isNotFound(err) {
-		return fmt.Errorf("delete %s: %w", name, err)
-	}
-	return nil
 }
 
 // Prefixes returns the host's IPv4 and IPv6 routes and addresses (as
@@ -286,18 +233,4 @@ func (h *Host) Prefixes() ([]netip.Prefix, error) {
 		}
 	}
 	return out, nil
-}
-
-// SetForwarding turns on IPv4 (and IPv6) forwarding in the host namespace,
-// which routing between bridges and the outside needs.
-func SetForwarding(ipv6 bool) error {
-	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
-		return fmt.Errorf("enable IPv4 forwarding: %w", err)
-	}
-	if ipv6 {
-		if err := os.WriteFile("/proc/sys/net/ipv6/conf/all/forwarding", []byte("1"), 0o644); err != nil {
-			return fmt.Errorf("enable IPv6 forwarding: %w", err)
-		}
-	}
-	return nil
 }

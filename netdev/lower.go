@@ -79,23 +79,6 @@ func (h *Host) AddDummy(name string) error {
 	return nil
 }
 
-// DeleteInterface deletes an interface of the namespace. Deleting waits for
-// the kernel's grace period; callers take the interface out of service
-// first and may call this in the background.
-func (n *Namespace) DeleteInterface(name string) error {
-	l, err := n.h.LinkByName(name)
-	if err != nil {
-		if isNotFound(err) {
-			return nil
-		}
-		return err
-	}
-	if err := n.h.LinkDel(l); err != nil && !isNotFound(err) {
-		return fmt.Errorf("delete %s: %w", name, err)
-	}
-	return nil
-}
-
 // ProbeIPVlan tells whether the kernel has ipvlan, by creating one on the
 // parent and deleting it again.
 func (h *Host) ProbeIPVlan(parent int) error {

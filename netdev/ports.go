@@ -90,3 +90,17 @@ func (h *Host) ForgetConnections(addr netip.Addr) error {
 func AllowLocalnet(bridge string) error {
 	return os.WriteFile("/proc/sys/net/ipv4/conf/"+bridge+"/route_localnet", []byte("1"), 0o644)
 }
+
+// SetForwarding turns on IPv4 (and IPv6) forwarding in the host namespace,
+// which routing between bridges and the outside needs.
+func SetForwarding(ipv6 bool) error {
+	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
+		return fmt.Errorf("enable IPv4 forwarding: %w", err)
+	}
+	if ipv6 {
+		if err := os.WriteFile("/proc/sys/net/ipv6/conf/all/forwarding", []byte("1"), 0o644); err != nil {
+			return fmt.Errorf("enable IPv6 forwarding: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,10 +1,9 @@
 package network
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"regexp"
 	"sort"
@@ -15,6 +14,7 @@ import (
 	"github.com/berth-net/berth/firewall"
 	"github.com/berth-net/berth/ipam"
 	"github.com/berth-net/berth/netdev"
+	"github.com/berth-net/berth/resolver"
 	"github.com/berth-net/berth/store"
 )
 
@@ -35,36 +35,91 @@ func IsPredefined(name string) bool {
 	return false
 }
 
+// Kernel is what the controller asks of the host's kernel. Namespaces are
+// handed to drivers as they are; the controller itself never works on one
+// but through these methods.
+type Kernel interface {
+	// Prefixes are the host's routes and addresses, which new subnets
+	// avoid.
+	Prefixes() ([]netip.Prefix, error)
+	// ForgetConnections drops the tracked connections of an address.
+	ForgetConnections(addr netip.Addr) error
+	// AllowLocalnet lets the host's 127.0.0.1 connections out through a
+	// device (to published ports on that address).
+	AllowLocalnet(device string) error
+	// EnableForwarding turns on routing (IPv6 too, when asked).
+	EnableForwarding(ipv6 bool) error
+	// ReservePort holds a host port against other processes.
+	ReservePort(proto string, addr netip.Addr, port uint16, v6 bool) (io.Closer, error)
+	// RetireUnwanted takes the daemon's devices that are not wanted out of
+	// service, and Reap deletes everything out of service now.
+	RetireUnwanted(wanted map[string]bool) (int, error)
+	Reap() error
+
+	CreateNamespace(path string) (*netdev.Namespace, error)
+	OpenNamespace(path string) (*netdev.Namespace, error)
+	DeleteNamespace(path string) error
+	CloseNamespace(ns *netdev.Namespace)
+	SameNamespace(a, b *netdev.Namespace) bool
+	LoopbackUp(ns *netdev.Namespace) error
+	// SetDefaultRoute points ns's default route of gw's family at gw
+	// through ifName (viaDevice: out of ifName, no gateway).
+	SetDefaultRoute(ns *netdev.Namespace, ifName string, gw netip.Addr, viaDevice bool) error
+	AddRoute(ns *netdev.Namespace, ifName string, r driver.Route) error
+	// Listen opens a UDP socket and a TCP listener on addr, on ports the
+	// kernel picks, inside ns.
+	Listen(ns *netdev.Namespace, addr netip.Addr) (*net.UDPConn, net.Listener, error)
+}
+
+// Firewall is berth's nftables ruleset as the controller changes it.
+type Firewall interface {
+	// Rebuild writes the whole ruleset for the given state.
+	Rebuild(nets []firewall.Network, binds []firewall.Binding) error
+	// Apply makes one operation's change in one transaction.
+	Apply(firewall.Change) error
+	// RedirectDNS sends a namespace's queries to 127.0.0.11:53 on to the
+	// resolver's sockets.
+	RedirectDNS(nsFd int, udpPort, tcpPort uint16) error
+}
+
+// DNS is berth's resolver and where it forwards what is not a container's.
+type DNS struct {
+	Table    *resolver.Table
+	Resolver *resolver.Resolver
+	// Upstreams are the daemon's --dns servers, else the host's.
+	Upstreams func() []netip.AddrPort
+}
+
 // Config is what the controller is built from.
 type Config struct {
 	Store   store.Store
 	Drivers []driver.Driver
-	// Host is the daemon's namespace. Nil only in tests that use drivers
-	// without kernel state; then no host routes are avoided.
-	Host  *netdev.Host
-	Pools []ipam.PoolSpec
-	// DefaultBridge is the bridge device of the default "bridge" network.
-	DefaultBridge string
+	Kernel  Kernel
+	Pools   []ipam.PoolSpec
 	// NamespaceDir is where berth mounts the namespaces it creates.
 	NamespaceDir string
-	// Firewall holds berth's nftables rules; nil leaves the firewall alone
-	// (tests of drivers without kernel state).
-	Firewall *firewall.Firewall
-	Log      *slog.Logger
+	Firewall     Firewall
+	// DNS serves the names of sandboxes made with a DNS configuration;
+	// nil leaves name service out.
+	DNS *DNS
+	// HostResolvConf is the host's resolv.conf (/etc/resolv.conf).
+	HostResolvConf string
+	Log            *slog.Logger
 }
 
 // Controller owns networks, endpoints and sandboxes.
 type Controller struct {
-	store     store.Store
-	host      *netdev.Host
-	drivers   map[string]driver.Driver
-	space4    *ipam.Space
-	space6    *ipam.Space
-	nsDir     string
-	fw        *firewall.Firewall
-	ports     *ports
-	log       *slog.Logger
-	defBrName string
+	store          store.Store
+	kernel         Kernel
+	drivers        map[string]driver.Driver
+	space4         *ipam.Space
+	space6         *ipam.Space
+	nsDir          string
+	fw             Firewall
+	dns            *DNS
+	hostResolvConf string
+	ports          *ports
+	log            *slog.Logger
 
 	mu        sync.RWMutex
 	networks  map[string]*netState // by ID
@@ -81,9 +136,11 @@ type Controller struct {
 
 // netState is a network in memory.
 type netState struct {
-	rec Network // immutable once registered
-	drv driver.Driver
-	dn  *driver.Network
+	rec  Network // immutable once registered
+	drv  driver.Driver
+	caps driver.Capabilities
+	info driver.NetworkInfo
+	dn   *driver.Network
 
 	mu        sync.Mutex
 	pools     []*pool
@@ -105,6 +162,9 @@ type pool struct {
 type epState struct {
 	rec Endpoint
 	nw  *netState
+	// join is what the driver's join (or, after a restart, its Restore)
+	// gave the sandbox.
+	join driver.JoinInfo
 	// claimed are reserved addresses the endpoint took over.
 	claimed []netip.Addr
 }
@@ -117,20 +177,9 @@ type sbState struct {
 	endpoints []*epState // in join order
 	gateway4  *epState
 	gateway6  *epState
-	removed   bool
-}
-
-func newID() string {
-	for {
-		b := make([]byte, 32)
-		rand.Read(b)
-		id := hex.EncodeToString(b)
-		// An ID whose short form is all digits reads like a number to
-		// tools and people; Docker avoids them too.
-		if strings.Trim(id[:12], "0123456789") != "" {
-			return id
-		}
-	}
+	// resolver serves the sandbox's queries, when it uses berth's resolver.
+	resolver *resolver.Attachment
+	removed  bool
 }
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
@@ -209,6 +258,36 @@ func (c *Controller) sandbox(term string) (*sbState, error) {
 	return sb, nil
 }
 
+// NetworkRef is what callers above the controller need to know of a
+// network to address it: found with one lookup, copying nothing of its
+// endpoints.
+type NetworkRef struct {
+	ID       string
+	Name     string
+	Internal bool
+	sharing  driver.Sharing
+}
+
+// HostNamespace tells whether a sandbox on the network is the daemon's
+// own namespace (the host network).
+func (r NetworkRef) HostNamespace() bool { return r.sharing == driver.HostNamespace }
+
+// Alone tells whether a sandbox on the network can be on no other (none).
+func (r NetworkRef) Alone() bool { return r.sharing == driver.Alone }
+
+func (nw *netState) ref() NetworkRef {
+	return NetworkRef{ID: nw.rec.ID, Name: nw.rec.Name, Internal: nw.rec.Internal, sharing: nw.caps.Sharing}
+}
+
+// LookupNetwork finds a network by ID, name or unique ID prefix.
+func (c *Controller) LookupNetwork(term string) (NetworkRef, error) {
+	nw, err := c.network(term)
+	if err != nil {
+		return NetworkRef{}, err
+	}
+	return nw.ref(), nil
+}
+
 // driverNetwork is the driver's view of a stored network.
 func driverNetwork(rec *Network) *driver.Network {
 	dn := &driver.Network{
@@ -229,7 +308,12 @@ func driverNetwork(rec *Network) *driver.Network {
 // newNetState builds the in-memory network with pools holding its gateway
 // and auxiliary addresses.
 func newNetState(rec Network, drv driver.Driver) (*netState, error) {
-	ns := &netState{rec: rec, drv: drv, dn: driverNetwork(&rec), endpoints: map[string]*epState{}, epNames: map[string]string{}, reserved: map[netip.Addr]string{}}
+	nw := &netState{
+		rec: rec, drv: drv, caps: drv.Capabilities(), dn: driverNetwork(&rec),
+		endpoints: map[string]*epState{}, epNames: map[string]string{}, reserved: map[netip.Addr]string{},
+	}
+	nw.info = drv.Describe(nw.dn)
+	nw.rec.Notes = nw.info.Notes
 	for _, p := range rec.IPAM.Pools {
 		a, err := ipam.NewAllocator(p.Subnet, p.IPRange)
 		if err != nil {
@@ -237,7 +321,7 @@ func newNetState(rec Network, drv driver.Driver) (*netState, error) {
 		}
 		if p.Gateway.IsValid() && p.Subnet.Contains(p.Gateway) {
 			if err := a.Reserve(p.Gateway); err != nil {
-				return nil, fmt.Errorf("reserve gateway %s: %w", p.Gateway, err)
+				return nil, invalid("reserve gateway %s: %v", p.Gateway, err)
 			}
 		}
 		for name, aux := range p.AuxAddresses {
@@ -245,13 +329,25 @@ func newNetState(rec Network, drv driver.Driver) (*netState, error) {
 				continue
 			}
 			if err := a.Reserve(aux); err != nil {
-				return nil, fmt.Errorf("reserve aux-address %s=%s: %w", name, aux, err)
+				return nil, invalid("reserve aux-address %s=%s: %v", name, aux, err)
 			}
 		}
-		ns.pools = append(ns.pools, &pool{cfg: p, alloc: a})
+		nw.pools = append(nw.pools, &pool{cfg: p, alloc: a})
 	}
-	return ns, nil
+	return nw, nil
 }
+
+// setDriverState records what the driver's Prepare returned.
+func (nw *netState) setDriverState(state []byte) {
+	nw.rec.DriverState = state
+	nw.dn.State = state
+	nw.info = nw.drv.Describe(nw.dn)
+	nw.rec.Notes = nw.info.Notes
+}
+
+// publishes tells whether the network's endpoints publish ports: it is
+// under berth's firewall and has a way out.
+func (nw *netState) publishes() bool { return nw.info.Firewall != nil && !nw.rec.Internal }
 
 // subnetsInUse lists the subnets of all networks and of creates under way.
 // Called with subnetMu held.
@@ -288,7 +384,8 @@ type NetworkDetail struct {
 	Endpoints []Endpoint
 }
 
-// InspectNetwork finds a network by ID, name or unique ID prefix.
+// InspectNetwork finds a network by ID, name or unique ID prefix and
+// reports it with all its endpoints: for inspect, not for lookups.
 func (c *Controller) InspectNetwork(term string) (NetworkDetail, error) {
 	nw, err := c.network(term)
 	if err != nil {
@@ -315,16 +412,6 @@ func (c *Controller) EndpointCount(id string) int {
 	nw.mu.Lock()
 	defer nw.mu.Unlock()
 	return len(nw.endpoints)
-}
-
-// SandboxName returns the name of a sandbox by ID, for reports.
-func (c *Controller) SandboxName(id string) string {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if sb := c.sandboxes[id]; sb != nil {
-		return sb.rec.Name
-	}
-	return ""
 }
 
 // DriverNames lists the registered drivers, sorted.

@@ -1,6 +1,17 @@
 // Package network is berth's controller: networks, endpoints and sandboxes,
-// the driver registry, and the only place that orders store writes and
-// kernel changes.
+// the driver registry, and the one owner of an attach. Connecting a
+// sandbox to a network happens here, whole and in this order: validation
+// (once, with Docker's texts), addresses, the store write, the driver's
+// join, the firewall, the resolver's records and the sandbox's resolver
+// sockets, and the sandbox's /etc/hosts and resolv.conf content, which it
+// returns to the caller. Detaching undoes the same in reverse.
+//
+// The controller knows drivers only through the driver contract: what a
+// driver needs it describes as data (driver.Capabilities, NetworkInfo,
+// JoinInfo), so no code here compares a driver's name and a plugin is
+// handled exactly like a built-in driver. The kernel (Kernel) and the
+// firewall (Firewall) are interfaces too, so the controller's rules are
+// tested without root against fakes.
 //
 // Every operation writes its intent to the store in one transaction and
 // applies kernel changes through a driver; a failure rolls back both. On

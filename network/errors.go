@@ -6,8 +6,9 @@ import (
 	"github.com/containerd/errdefs"
 )
 
-// Docker's texts and classes for the conditions the controller detects; the
-// daemon maps the classes to HTTP statuses.
+// Docker's texts and classes for the conditions of networks, endpoints and
+// sandboxes, here and nowhere else; the daemon maps the classes to HTTP
+// statuses.
 
 func errNetworkNotFound(term string) error {
 	return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("network %s not found", term))
@@ -52,7 +53,8 @@ func errEndpointExists(name, network string) error {
 	return errdefs.ErrPermissionDenied.WithMessage(fmt.Sprintf("endpoint with name %s already exists in network %s", name, network))
 }
 
-func errNotConnected(sandbox, network string) error {
+// ErrNotConnected is Docker's answer to disconnecting what is not connected.
+func ErrNotConnected(sandbox, network string) error {
 	return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("container %s is not connected to network %s", sandbox, network))
 }
 
@@ -61,10 +63,18 @@ func errAmbiguous(term string, n int) error {
 }
 
 var (
-	errHostNetwork = errdefs.ErrInvalidArgument.WithMessage(
+	// ErrHostNetwork: the host network's sandbox is the daemon's namespace.
+	ErrHostNetwork = errdefs.ErrInvalidArgument.WithMessage(
 		"container cannot be disconnected from host network or connected to host network")
-	errNoneNetwork = errdefs.ErrInvalidArgument.WithMessage(
+	// ErrNoneNetwork: a sandbox on none is on nothing else.
+	ErrNoneNetwork = errdefs.ErrInvalidArgument.WithMessage(
 		"container cannot be connected to multiple networks with one of the networks in private (none) mode")
+	// ErrSharedNamespace: a container in another's namespace has no
+	// endpoints of its own.
+	ErrSharedNamespace = errdefs.ErrInvalidArgument.WithMessage(
+		"container sharing network namespace with another container or host cannot be connected to any other network")
+	errAliasOnPredefined = errdefs.ErrInvalidArgument.WithMessage(
+		"network-scoped aliases are only supported for user-defined networks")
 	errStaticOnDefault = errdefs.ErrInvalidArgument.WithMessage(
 		"user specified IP address is supported on user defined networks only")
 	errStaticNoSubnet = errdefs.ErrInvalidArgument.WithMessage(

@@ -9,8 +9,8 @@ import (
 
 	"github.com/berth-net/berth/driver"
 	"github.com/berth-net/berth/firewall"
+	"github.com/berth-net/berth/internal/stringid"
 	"github.com/berth-net/berth/ipam"
-	"github.com/berth-net/berth/netdev"
 	"github.com/berth-net/berth/store"
 )
 
@@ -29,6 +29,8 @@ type CreateOptions struct {
 	IPAM        []ipam.Config
 	Options     map[string]string
 	Labels      map[string]string
+	// predefined: a driver's predefined network, made by the controller.
+	predefined bool
 }
 
 // CreateNetwork validates, records and creates a network.
@@ -50,16 +52,15 @@ func (c *Controller) createNetwork(opts CreateOptions) (Network, error) {
 	if !ok {
 		return Network{}, errDriverNotFound(opts.Driver)
 	}
-	switch opts.Scope {
-	case "", "local":
-	default:
-		return Network{}, invalid("scope %q is not supported by driver %s: berth networks of this driver are local", opts.Scope, opts.Driver)
+	caps := drv.Capabilities()
+	if opts.Scope != "" && opts.Scope != caps.Scope {
+		return Network{}, invalid("scope %q is not supported by driver %s: berth networks of this driver are %s", opts.Scope, opts.Driver, caps.Scope)
 	}
 	if opts.IPAMDriver != "" && opts.IPAMDriver != "default" {
 		return Network{}, errDriverNotFound(opts.IPAMDriver)
 	}
 	rec := Network{
-		ID: newID(), Name: opts.Name, Driver: opts.Driver, Scope: "local", Created: time.Now(),
+		ID: stringid.New(), Name: opts.Name, Driver: opts.Driver, Scope: caps.Scope, Created: time.Now(),
 		EnableIPv4: opts.EnableIPv4 == nil || *opts.EnableIPv4,
 		EnableIPv6: opts.EnableIPv6 != nil && *opts.EnableIPv6,
 		Internal:   opts.Internal, Attachable: opts.Attachable,
@@ -72,10 +73,10 @@ func (c *Controller) createNetwork(opts CreateOptions) (Network, error) {
 	if err := drv.ValidateOptions(rec.Options); err != nil {
 		return Network{}, err
 	}
-	if !drv.NeedsAddresses() {
-		if !IsPredefined(opts.Name) {
-			return Network{}, errOnlyOneInstance(opts.Driver)
-		}
+	if caps.Singleton && !opts.predefined {
+		return Network{}, errOnlyOneInstance(opts.Driver)
+	}
+	if !caps.Addresses {
 		rec.EnableIPv4 = false
 	} else if !rec.EnableIPv4 && !rec.EnableIPv6 {
 		return Network{}, invalid("a network needs IPv4 or IPv6: both are disabled")
@@ -99,7 +100,7 @@ func (c *Controller) createNetwork(opts CreateOptions) (Network, error) {
 		}
 	}()
 
-	if drv.NeedsAddresses() {
+	if caps.Addresses {
 		pools, err := c.choosePools(rec.ID, opts.IPAM, rec.EnableIPv4, rec.EnableIPv6)
 		if err != nil {
 			return Network{}, err
@@ -115,9 +116,8 @@ func (c *Controller) createNetwork(opts CreateOptions) (Network, error) {
 	if err != nil {
 		return Network{}, err
 	}
-	rec.DriverState = state
-	nw.rec.DriverState = state
-	nw.dn.State = state
+	nw.setDriverState(state)
+	rec = nw.rec
 
 	if err := c.store.Update(func(tx store.Tx) error {
 		return store.PutJSON(tx, bucketNetworks, rec.ID, &rec)
@@ -171,12 +171,9 @@ func (c *Controller) driverNetworks(drv driver.Driver) []*driver.Network {
 // first free subnet of the default pools. The chosen subnets stay pending
 // until releasePending.
 func (c *Controller) choosePools(id string, cfgs []ipam.Config, v4, v6 bool) ([]Pool, error) {
-	var hostPrefixes []netip.Prefix
-	if c.host != nil {
-		var err error
-		if hostPrefixes, err = c.host.Prefixes(); err != nil {
-			return nil, err
-		}
+	hostPrefixes, err := c.kernel.Prefixes()
+	if err != nil {
+		return nil, err
 	}
 	c.subnetMu.Lock()
 	defer c.subnetMu.Unlock()
@@ -235,20 +232,20 @@ func (c *Controller) releasePending(id string) {
 	c.subnetMu.Unlock()
 }
 
-// addToFirewall adds a new network's bridge to the firewall and lets the
+// addToFirewall adds a new network's device to the firewall and lets the
 // host's 127.0.0.1 connections through it.
 func (c *Controller) addToFirewall(nw *netState) error {
 	fn, ok := firewallNetwork(nw)
-	if !ok || c.fw == nil {
+	if !ok {
 		return nil
 	}
-	if err := netdev.AllowLocalnet(fn.Bridge); err != nil {
+	if err := c.kernel.AllowLocalnet(fn.Bridge); err != nil {
 		return err
 	}
 	if nw.rec.EnableIPv6 {
 		// Only once a network asks for it: forwarding IPv6 changes how the
 		// host treats router advertisements.
-		if err := netdev.SetForwarding(true); err != nil {
+		if err := c.kernel.EnableForwarding(true); err != nil {
 			return err
 		}
 	}

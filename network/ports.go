@@ -5,14 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"strconv"
 	"sync"
 
 	"github.com/containerd/errdefs"
 
-	"github.com/berth-net/berth/driver/bridge"
 	"github.com/berth-net/berth/firewall"
-	"github.com/berth-net/berth/netdev"
 )
 
 // PortSpec is a port the caller asks to publish: container Port on
@@ -49,12 +46,16 @@ type portKey struct {
 
 // ports are the host ports berth publishes, each held by a reservation.
 type ports struct {
+	reserve func(proto string, addr netip.Addr, port uint16, v6 bool) (io.Closer, error)
+
 	mu     sync.Mutex
 	held   map[portKey][]io.Closer
 	cursor map[string]uint16 // per protocol, where the next free search starts
 }
 
-func newPorts() *ports { return &ports{held: map[portKey][]io.Closer{}, cursor: map[string]uint16{}} }
+func newPorts(k Kernel) *ports {
+	return &ports{reserve: k.ReservePort, held: map[portKey][]io.Closer{}, cursor: map[string]uint16{}}
+}
 
 // taken tells whether k clashes with a published port: the same port of
 // the same protocol on the same address, or on all addresses.
@@ -74,15 +75,15 @@ func (p *ports) taken(k portKey) bool {
 	return all
 }
 
-// reserve takes k for berth: reservation sockets for IPv4 (and IPv6).
-func (p *ports) reserve(k portKey, v4, v6 bool) error {
+// hold takes k for berth: reservation sockets for IPv4 (and IPv6).
+func (p *ports) hold(k portKey, v4, v6 bool) error {
 	var held []io.Closer
 	fams := map[bool]bool{false: v4 && (!k.ip.IsValid() || k.ip.Is4()), true: v6 && (!k.ip.IsValid() || k.ip.Is6())}
 	for _, six := range []bool{false, true} {
 		if !fams[six] {
 			continue
 		}
-		c, err := netdev.ReservePort(k.proto, k.ip, k.port, six)
+		c, err := p.reserve(k.proto, k.ip, k.port, six)
 		if err != nil {
 			for _, h := range held {
 				h.Close()
@@ -163,7 +164,7 @@ func (p *ports) take(proto string, ip netip.Addr, min, max uint16, random, v4, v
 			}
 			continue
 		}
-		if err := p.reserve(k, v4, v6); err != nil {
+		if err := p.hold(k, v4, v6); err != nil {
 			lastErr = err
 			if !random && n == 1 {
 				break
@@ -197,7 +198,7 @@ func (p *ports) restore(bs []PortBinding, v4, v6 bool) error {
 	var errs []error
 	for _, b := range bs {
 		k := portKey{b.Proto, b.HostIP, b.HostPort}
-		if err := p.reserve(k, v4, v6); err != nil {
+		if err := p.hold(k, v4, v6); err != nil {
 			// The kernel translation still works; the port is just not
 			// protected from other processes.
 			errs = append(errs, err)
@@ -222,36 +223,13 @@ func firewallBindings(ep *Endpoint) []firewall.Binding {
 }
 
 // firewallNetwork is what the firewall needs of a network; ok is false for
-// networks without a bridge of berth's.
+// networks the firewall does not apply to.
 func firewallNetwork(nw *netState) (firewall.Network, bool) {
-	if nw.rec.Driver != "bridge" {
+	fw := nw.info.Firewall
+	if fw == nil {
 		return firewall.Network{}, false
 	}
-	n := firewall.Network{
-		Bridge:     bridge.BridgeName(nw.dn),
-		Internal:   nw.rec.Internal,
-		Masquerade: optionTrue(nw.rec.Options, bridge.OptionMasquerade, true),
-		Isolated:   !optionTrue(nw.rec.Options, bridge.OptionEnableICC, true),
-	}
-	return n, true
-}
-
-func optionTrue(opts map[string]string, key string, def bool) bool {
-	v, ok := opts[key]
-	if !ok {
-		return def
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		return def
-	}
-	return b
-}
-
-// defaultHostIP is the network's host_binding_ipv4 option.
-func defaultHostIP(nw *netState) netip.Addr {
-	a, _ := netip.ParseAddr(nw.rec.Options[bridge.OptionHostBindingV4])
-	return a
+	return firewall.Network{Bridge: fw.Device, Internal: nw.rec.Internal, Masquerade: fw.Masquerade, Isolated: fw.Isolated}, true
 }
 
 // endpointChange is the firewall change an endpoint's arrival makes: its
@@ -278,9 +256,9 @@ func empty(ch firewall.Change) bool {
 	return len(ch.AddNetworks)+len(ch.RemoveNetworks)+len(ch.Publish)+len(ch.Unpublish)+len(ch.Isolate)+len(ch.Unisolate) == 0
 }
 
-// applyFirewall makes a change, when there is a firewall and a change.
+// applyFirewall makes a change, when there is one.
 func (c *Controller) applyFirewall(ch firewall.Change) error {
-	if c.fw == nil || empty(ch) {
+	if empty(ch) {
 		return nil
 	}
 	return c.fw.Apply(ch)
@@ -288,9 +266,6 @@ func (c *Controller) applyFirewall(ch firewall.Change) error {
 
 // rebuildFirewall writes the whole firewall from memory: at start.
 func (c *Controller) rebuildFirewall() error {
-	if c.fw == nil {
-		return nil
-	}
 	var nets []firewall.Network
 	var binds []firewall.Binding
 	for _, nw := range c.networks {
@@ -310,11 +285,11 @@ func (c *Controller) rebuildFirewall() error {
 		}
 		nets = append(nets, fn)
 		if nw.rec.EnableIPv6 {
-			if err := netdev.SetForwarding(true); err != nil {
+			if err := c.kernel.EnableForwarding(true); err != nil {
 				c.log.Warn("enable IPv6 forwarding", "err", err)
 			}
 		}
-		if err := netdev.AllowLocalnet(fn.Bridge); err != nil {
+		if err := c.kernel.AllowLocalnet(fn.Bridge); err != nil {
 			c.log.Warn("allow 127.0.0.1 through the bridge", "bridge", fn.Bridge, "err", err)
 		}
 	}

@@ -2,18 +2,16 @@ package network
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/containerd/errdefs"
-	"net/netip"
-	"sort"
 
 	"github.com/berth-net/berth/driver"
-	"github.com/berth-net/berth/driver/bridge"
 	"github.com/berth-net/berth/ipam"
-	"github.com/berth-net/berth/netdev"
 	"github.com/berth-net/berth/store"
 )
 
@@ -28,15 +26,22 @@ func New(cfg Config) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
+	resolvConf := cfg.HostResolvConf
+	if resolvConf == "" {
+		resolvConf = "/etc/resolv.conf"
+	}
 	c := &Controller{
-		store: cfg.Store, host: cfg.Host, drivers: map[string]driver.Driver{},
-		space4: space4, space6: space6, nsDir: cfg.NamespaceDir, log: cfg.Log, defBrName: cfg.DefaultBridge,
-		fw: cfg.Firewall, ports: newPorts(),
+		store: cfg.Store, kernel: cfg.Kernel, drivers: map[string]driver.Driver{},
+		space4: space4, space6: space6, nsDir: cfg.NamespaceDir, log: cfg.Log,
+		fw: cfg.Firewall, dns: cfg.DNS, hostResolvConf: resolvConf, ports: newPorts(cfg.Kernel),
 		networks: map[string]*netState{}, netNames: map[string]string{},
 		sandboxes: map[string]*sbState{}, sbNames: map[string]string{},
 		pending: map[string][]netip.Prefix{},
 	}
 	for _, d := range cfg.Drivers {
+		if _, dup := c.drivers[d.Name()]; dup {
+			return nil, fmt.Errorf("two drivers named %s", d.Name())
+		}
 		c.drivers[d.Name()] = d
 	}
 	if err := c.load(); err != nil {
@@ -85,15 +90,17 @@ func (c *Controller) nextSubnet(inUse []netip.Prefix, ipv6 bool) (netip.Prefix, 
 	return space.NextSubnet(inUse)
 }
 
-// Close releases the namespaces the controller holds open. Kernel state
-// stays: containers outlive the daemon.
+// Close stops serving sandboxes' queries and releases the namespaces the
+// controller holds open. Kernel state stays: containers outlive the
+// daemon.
 func (c *Controller) Close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, sb := range c.sandboxes {
-		if sb.ns != nil {
-			sb.ns.Close()
-		}
+		sb.mu.Lock()
+		c.stopResolver(sb)
+		c.kernel.CloseNamespace(sb.ns)
+		sb.mu.Unlock()
 	}
 }
 
@@ -154,14 +161,14 @@ func (c *Controller) load() error {
 	var drop []Endpoint
 	var dropSandboxes []string
 	for _, rec := range sbs {
-		ns, err := netdev.OpenNamespace(rec.Key)
+		ns, err := c.kernel.OpenNamespace(rec.Key)
 		if err != nil {
 			// The namespace is gone (its owner ended, or the host
 			// rebooted): so is everything in it.
 			c.log.Info("sandbox namespace gone, forgetting it", "sandbox", rec.Name, "key", rec.Key)
 			dropSandboxes = append(dropSandboxes, rec.ID)
 			if !rec.External {
-				netdev.DeleteNamespace(rec.Key)
+				c.kernel.DeleteNamespace(rec.Key)
 			}
 			continue
 		}
@@ -202,7 +209,26 @@ func (c *Controller) load() error {
 		}
 	}
 	c.sweepNamespaces()
-	return c.reconcileKernel()
+	if err := c.reconcileKernel(); err != nil {
+		return err
+	}
+	c.restoreNames()
+	return nil
+}
+
+// restoreNames publishes the names of the sandboxes found in the store
+// and serves their queries again: the old daemon's sockets died with it.
+func (c *Controller) restoreNames() {
+	for _, sb := range c.sandboxes {
+		sb.mu.Lock()
+		for _, ep := range sb.endpoints {
+			c.publishNames(sb, ep)
+		}
+		if err := c.startResolver(sb); err != nil {
+			c.log.Warn("serve the sandbox's names", "sandbox", sb.rec.Name, "err", err)
+		}
+		sb.mu.Unlock()
+	}
 }
 
 // sweepNamespaces removes namespaces berth mounted for sandboxes it no
@@ -217,49 +243,15 @@ func (c *Controller) sweepNamespaces() {
 			continue
 		}
 		c.log.Info("removing namespace of no sandbox", "path", filepath.Join(c.nsDir, e.Name()))
-		if err := netdev.DeleteNamespace(filepath.Join(c.nsDir, e.Name())); err != nil {
+		if err := c.kernel.DeleteNamespace(filepath.Join(c.nsDir, e.Name())); err != nil {
 			c.log.Warn("remove namespace", "err", err)
 		}
 	}
 }
 
-// restore puts a stored endpoint back into the network's memory.
-func (nw *netState) restore(ep *epState) error {
-	nw.mu.Lock()
-	defer nw.mu.Unlock()
-	if _, taken := nw.epNames[ep.rec.Name]; taken {
-		return errEndpointExists(ep.rec.Name, nw.rec.Name)
-	}
-	for _, a := range []netip.Prefix{ep.rec.IPv4, ep.rec.IPv6} {
-		if !a.IsValid() {
-			continue
-		}
-		found := false
-		for _, p := range nw.pools {
-			if p.cfg.Subnet.Masked().Contains(a.Addr()) {
-				if err := p.alloc.Reserve(a.Addr()); err != nil {
-					nw.release(ep)
-					return fmt.Errorf("address %s: %w", a.Addr(), err)
-				}
-				found = true
-			}
-		}
-		if !found {
-			nw.release(ep)
-			return fmt.Errorf("address %s is in none of the network's subnets", a.Addr())
-		}
-	}
-	nw.endpoints[ep.rec.ID] = ep
-	nw.epNames[ep.rec.Name] = ep.rec.ID
-	return nil
-}
-
 // reconcileKernel makes the kernel match memory: networks' devices exist,
 // endpoints are wired, and owned devices nobody wants are removed.
 func (c *Controller) reconcileKernel() error {
-	if c.host == nil {
-		return nil
-	}
 	for _, nw := range c.networks {
 		if err := nw.drv.CreateNetwork(nw.dn); err != nil {
 			c.log.Error("re-create network", "network", nw.rec.Name, "err", err)
@@ -272,10 +264,11 @@ func (c *Controller) reconcileKernel() error {
 			wanted[d] = true
 		}
 		for _, ep := range nw.endpoints {
-			ok, err := nw.drv.Attached(nw.dn, driverEndpoint(&ep.rec), c.sandboxes[ep.rec.SandboxID].ns)
+			info, ok, err := nw.drv.Restore(nw.dn, driverEndpoint(&ep.rec), c.sandboxes[ep.rec.SandboxID].ns)
 			if err != nil {
 				return err
 			}
+			ep.join = info
 			if ok {
 				wanted[ep.rec.HostIfName] = true
 			} else {
@@ -283,24 +276,14 @@ func (c *Controller) reconcileKernel() error {
 			}
 		}
 	}
-	owned, err := c.host.OwnedLinks()
+	retired, err := c.kernel.RetireUnwanted(wanted)
 	if err != nil {
 		return err
-	}
-	retired := 0
-	for _, l := range owned {
-		if l.Group == c.host.Owned && wanted[l.Name] {
-			continue
-		}
-		if err := c.host.RetireLink(l); err != nil {
-			return err
-		}
-		retired++
 	}
 	if retired > 0 || len(broken) > 0 {
 		// Re-wiring below reuses interface names the retired devices may
 		// still hold.
-		if err := c.host.Reap(); err != nil {
+		if err := c.kernel.Reap(); err != nil {
 			return err
 		}
 		c.log.Info("removed devices no longer wanted", "count", retired)
@@ -308,7 +291,7 @@ func (c *Controller) reconcileKernel() error {
 	for _, ep := range broken {
 		sb := c.sandboxes[ep.rec.SandboxID]
 		c.log.Info("re-wiring endpoint", "endpoint", ep.rec.ID, "sandbox", sb.rec.Name, "network", ep.nw.rec.Name)
-		if err := ep.nw.drv.Join(ep.nw.dn, driverEndpoint(&ep.rec), sb.ns); err != nil {
+		if err := c.rewire(sb, ep); err != nil {
 			c.log.Error("re-wire endpoint, dropping it", "endpoint", ep.rec.ID, "err", err)
 			sb.endpoints = removeEndpoint(sb.endpoints, ep)
 			c.forget(ep)
@@ -337,35 +320,37 @@ func removeEndpoint(eps []*epState, ep *epState) []*epState {
 	return out
 }
 
-// ensurePredefined creates bridge, host and none when they are missing.
-func (c *Controller) ensurePredefined() error {
-	if _, ok := c.netNames[NameBridge]; !ok {
-		if _, ok := c.drivers["bridge"]; ok {
-			_, err := c.createNetwork(CreateOptions{
-				Name: NameBridge, Driver: "bridge",
-				Options: map[string]string{
-					bridge.OptionDefaultBridge: "true",
-					bridge.OptionEnableICC:     "true",
-					bridge.OptionMasquerade:    "true",
-					bridge.OptionHostBindingV4: "0.0.0.0",
-					bridge.OptionBridgeName:    c.defBrName,
-					bridge.OptionMTU:           "1500",
-				},
-			})
-			if err != nil {
-				return fmt.Errorf("create the default bridge network: %w", err)
-			}
+// rewire joins a recorded endpoint whose kernel state is gone again.
+func (c *Controller) rewire(sb *sbState, ep *epState) error {
+	info, err := ep.nw.drv.Join(ep.nw.dn, driverEndpoint(&ep.rec), sb.ns)
+	if err != nil {
+		return err
+	}
+	for _, r := range info.Routes {
+		if err := c.kernel.AddRoute(sb.ns, ep.rec.IfName, r); err != nil {
+			return err
 		}
 	}
-	for name, drv := range map[string]string{NameHost: "host", NameNone: "null"} {
-		if _, ok := c.netNames[name]; ok {
-			continue
-		}
-		if _, ok := c.drivers[drv]; !ok {
-			continue
-		}
-		if _, err := c.createNetwork(CreateOptions{Name: name, Driver: drv}); err != nil {
-			return fmt.Errorf("create the %s network: %w", name, err)
+	ep.join = info
+	return nil
+}
+
+// ensurePredefined creates the drivers' predefined networks (bridge, host
+// and none) when they are missing.
+func (c *Controller) ensurePredefined() error {
+	names := make([]string, 0, len(c.drivers))
+	for name := range c.drivers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		for _, p := range c.drivers[name].Capabilities().Predefined {
+			if _, ok := c.netNames[p.Name]; ok {
+				continue
+			}
+			if _, err := c.createNetwork(CreateOptions{Name: p.Name, Driver: name, Options: p.Options, predefined: true}); err != nil {
+				return fmt.Errorf("create the %s network: %w", p.Name, err)
+			}
 		}
 	}
 	return nil

@@ -30,6 +30,9 @@ type Network struct {
 	IPAM       IPAM
 	// DriverState is the driver's own record of the network.
 	DriverState []byte `json:",omitempty"`
+	// Notes are what the driver tells users of the network (not stored:
+	// the driver says them anew).
+	Notes map[string]string `json:"-"`
 }
 
 // IPAM is a network's address configuration.
@@ -92,6 +95,30 @@ type Sandbox struct {
 	// reconnect gets a new name (eth1) rather than reusing eth0.
 	NextIf  int
 	Created time.Time
+	// DNS is the sandbox's name service and /etc files; nil for sandboxes
+	// that are bare namespaces.
+	DNS *DNSConfig `json:",omitempty"`
+}
+
+// DNSConfig is what a sandbox's /etc/hosts, resolv.conf and resolver are
+// made from: a container's settings.
+type DNSConfig struct {
+	Hostname   string
+	Domainname string `json:",omitempty"`
+	// ExtraHosts are --add-host entries, name:address.
+	ExtraHosts []string `json:",omitempty"`
+	// LinkHosts are /etc/hosts lines of legacy links on the default bridge.
+	LinkHosts []string `json:",omitempty"`
+	// Links are names only this sandbox resolves on user-defined networks:
+	// alias → container name.
+	Links map[string]string `json:",omitempty"`
+	// Servers, Search and Options are --dns, --dns-search and --dns-option.
+	Servers []netip.Addr `json:",omitempty"`
+	Search  []string     `json:",omitempty"`
+	Options []string     `json:",omitempty"`
+	// Resolver: the sandbox uses berth's resolver at 127.0.0.11, as a
+	// container on a user-defined network does.
+	Resolver bool `json:",omitempty"`
 }
 
 // EndpointOptions are what the caller may ask of a new endpoint.
@@ -103,7 +130,7 @@ type EndpointOptions struct {
 	// Ports are to be published through this endpoint.
 	Ports []PortSpec
 	// Persist, when set, writes the caller's own record of the change in
-	// the same store transaction as the endpoint: one transaction per
-	// operation, whichever layer owns the records.
-	Persist func(store.Tx) error
+	// the same store transaction as the endpoint, knowing the network: one
+	// transaction per operation, whichever layer owns the records.
+	Persist func(store.Tx, NetworkRef) error
 }

@@ -1,8 +1,6 @@
 package network
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -16,7 +14,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/berth-net/berth/driver"
-	"github.com/berth-net/berth/ipam"
+	"github.com/berth-net/berth/internal/stringid"
 	"github.com/berth-net/berth/netdev"
 	"github.com/berth-net/berth/store"
 )
@@ -25,6 +23,9 @@ import (
 type SandboxDetail struct {
 	Sandbox
 	Endpoints []EndpointDetail
+	// Files are the sandbox's /etc files; nil for a sandbox without a DNS
+	// configuration.
+	Files *Files
 }
 
 // EndpointDetail is an endpoint with what a report of it needs from its
@@ -45,80 +46,138 @@ type SandboxOptions struct {
 	// Key is the path of the caller's namespace; empty means berth creates
 	// a namespace and owns it.
 	Key string
+	// DNS, when set, gives the sandbox names on its user-defined networks,
+	// /etc files and, when asked, berth's resolver.
+	DNS *DNSConfig
+	// Networks are joined in order.
+	Networks []Attachment
+	// Ports are published through the first of Networks whose endpoints
+	// publish ports, as Docker publishes through the network of the
+	// default gateway.
+	Ports []PortSpec
 }
 
-// CreateSandbox registers a sandbox.
-func (c *Controller) CreateSandbox(opts SandboxOptions) (Sandbox, error) {
-	name, key := opts.Name, opts.Key
-	rec := Sandbox{ID: opts.ID, Name: name, Key: key, External: key != "", Created: time.Now()}
+// Attachment is a network to join with what is asked of the endpoint.
+type Attachment struct {
+	Network  string
+	Endpoint EndpointOptions
+}
+
+// CreateSandbox registers a sandbox and joins its networks. When anything
+// fails nothing of it stays: no record, namespace, endpoint or address.
+func (c *Controller) CreateSandbox(opts SandboxOptions) (SandboxDetail, error) {
+	rec := Sandbox{ID: opts.ID, Name: opts.Name, Key: opts.Key, External: opts.Key != "", Created: time.Now(), DNS: opts.DNS}
 	if rec.ID == "" {
-		rec.ID = newID()
+		rec.ID = stringid.New()
 	}
 	if rec.Name == "" {
 		rec.Name = rec.ID[:12]
 	}
 	if err := validateName("sandbox", rec.Name); err != nil {
-		return Sandbox{}, err
+		return SandboxDetail{}, err
 	}
+	// Every network is checked before anything is made.
+	var joins []*netState
+	for _, a := range opts.Networks {
+		nw, err := c.network(a.Network)
+		if err != nil {
+			return SandboxDetail{}, err
+		}
+		if err := checkConnect(rec.Name, joins, nw, a.Endpoint); err != nil {
+			return SandboxDetail{}, err
+		}
+		joins = append(joins, nw)
+	}
+
 	c.mu.Lock()
 	if _, taken := c.sandboxes[rec.ID]; taken {
 		c.mu.Unlock()
-		return Sandbox{}, errdefs.ErrConflict.WithMessage(fmt.Sprintf("sandbox %s already exists", rec.ID))
+		return SandboxDetail{}, errdefs.ErrConflict.WithMessage(fmt.Sprintf("sandbox %s already exists", rec.ID))
 	}
 	if id, taken := c.sbNames[rec.Name]; taken {
 		c.mu.Unlock()
-		return Sandbox{}, errdefs.ErrConflict.WithMessage(fmt.Sprintf("sandbox name %q is already in use by sandbox %s", rec.Name, id))
+		return SandboxDetail{}, errdefs.ErrConflict.WithMessage(fmt.Sprintf("sandbox name %q is already in use by sandbox %s", rec.Name, id))
 	}
 	c.sbNames[rec.Name] = ""
 	c.mu.Unlock()
-	done := false
-	defer func() {
-		if !done {
-			c.mu.Lock()
-			delete(c.sbNames, rec.Name)
-			c.mu.Unlock()
-		}
-	}()
+	sb, err := c.newSandbox(rec)
+	if err != nil {
+		c.mu.Lock()
+		delete(c.sbNames, rec.Name)
+		c.mu.Unlock()
+		return SandboxDetail{}, err
+	}
+	// Registered locked: whoever finds the sandbox before its joins are
+	// done waits for them.
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	c.mu.Lock()
+	c.sandboxes[sb.rec.ID] = sb
+	c.sbNames[sb.rec.Name] = sb.rec.ID
+	c.mu.Unlock()
 
+	published := false
+	for i, nw := range joins {
+		eo := opts.Networks[i].Endpoint
+		if !published && len(opts.Ports) > 0 && nw.publishes() {
+			eo.Ports, published = opts.Ports, true
+		}
+		if _, err := c.join(sb, nw, eo); err != nil {
+			c.abandon(sb)
+			return SandboxDetail{}, err
+		}
+	}
+	if err := c.startResolver(sb); err != nil {
+		c.abandon(sb)
+		return SandboxDetail{}, err
+	}
+	return sb.detail(c), nil
+}
+
+// newSandbox opens or creates the namespace of a new sandbox and records
+// it.
+func (c *Controller) newSandbox(rec Sandbox) (*sbState, error) {
 	var ns *netdev.Namespace
 	var err error
 	if rec.External {
-		if !filepath.IsAbs(key) {
-			return Sandbox{}, invalid("sandbox key %q must be an absolute path to a network namespace", key)
+		if !filepath.IsAbs(rec.Key) {
+			return nil, invalid("sandbox key %q must be an absolute path to a network namespace", rec.Key)
 		}
-		if ns, err = netdev.OpenNamespace(key); err != nil {
-			return Sandbox{}, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		if ns, err = c.kernel.OpenNamespace(rec.Key); err != nil {
+			return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
 		}
 		if err := c.checkNamespaceFree(ns); err != nil {
-			ns.Close()
-			return Sandbox{}, err
+			c.kernel.CloseNamespace(ns)
+			return nil, err
 		}
-		if err := ns.LoopbackUp(); err != nil {
-			ns.Close()
-			return Sandbox{}, err
+		if err := c.kernel.LoopbackUp(ns); err != nil {
+			c.kernel.CloseNamespace(ns)
+			return nil, err
 		}
 	} else {
 		rec.Key = filepath.Join(c.nsDir, rec.ID)
-		if ns, err = netdev.CreateNamespace(rec.Key); err != nil {
-			return Sandbox{}, err
-		}
-	}
-	undo := func() {
-		ns.Close()
-		if !rec.External {
-			netdev.DeleteNamespace(rec.Key)
+		if ns, err = c.kernel.CreateNamespace(rec.Key); err != nil {
+			return nil, err
 		}
 	}
 	if err := c.store.Update(func(tx store.Tx) error { return store.PutJSON(tx, bucketSandboxes, rec.ID, &rec) }); err != nil {
-		undo()
-		return Sandbox{}, fmt.Errorf("record sandbox: %w", err)
+		c.kernel.CloseNamespace(ns)
+		if !rec.External {
+			c.kernel.DeleteNamespace(rec.Key)
+		}
+		return nil, fmt.Errorf("record sandbox: %w", err)
 	}
-	c.mu.Lock()
-	c.sandboxes[rec.ID] = &sbState{rec: rec, ns: ns}
-	c.sbNames[rec.Name] = rec.ID
-	c.mu.Unlock()
-	done = true
-	return rec, nil
+	return &sbState{rec: rec, ns: ns}, nil
+}
+
+// abandon removes a sandbox whose creation failed half-way. Called with
+// sb.mu held.
+func (c *Controller) abandon(sb *sbState) {
+	// Static addresses stay reserved, as when its container stops: a
+	// container whose start failed keeps what it asked for.
+	if err := c.remove(sb, true); err != nil {
+		c.log.Error("remove a sandbox whose creation failed", "sandbox", sb.rec.Name, "err", err)
+	}
 }
 
 // checkNamespaceFree refuses a namespace another sandbox already wires: two
@@ -127,8 +186,8 @@ func (c *Controller) checkNamespaceFree(ns *netdev.Namespace) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	for _, sb := range c.sandboxes {
-		if sb.ns != nil && netdev.SameNamespace(sb.ns, ns) {
-			return errdefs.ErrConflict.WithMessage(fmt.Sprintf("network namespace %s is already sandbox %s", ns.Path(), sb.rec.Name))
+		if sb.ns != nil && c.kernel.SameNamespace(sb.ns, ns) {
+			return errdefs.ErrConflict.WithMessage(fmt.Sprintf("network namespace %s is already sandbox %s", sb.rec.Key, sb.rec.Name))
 		}
 	}
 	return nil
@@ -144,7 +203,7 @@ func (c *Controller) Sandboxes() []SandboxDetail {
 	c.mu.RUnlock()
 	out := make([]SandboxDetail, 0, len(list))
 	for _, sb := range list {
-		out = append(out, sb.detail())
+		out = append(out, sb.lockedDetail(c))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -156,30 +215,30 @@ func (c *Controller) InspectSandbox(term string) (SandboxDetail, error) {
 	if err != nil {
 		return SandboxDetail{}, err
 	}
-	return sb.detail(), nil
+	return sb.lockedDetail(c), nil
 }
 
-func (sb *sbState) detail() SandboxDetail {
+func (sb *sbState) lockedDetail(c *Controller) SandboxDetail {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
+	return sb.detail(c)
+}
+
+// detail reports the sandbox. Called with sb.mu held.
+func (sb *sbState) detail(c *Controller) SandboxDetail {
 	d := SandboxDetail{Sandbox: sb.rec}
 	for _, ep := range sb.endpoints {
 		d.Endpoints = append(d.Endpoints, ep.detail())
+	}
+	if sb.rec.DNS != nil {
+		f := c.files(sb)
+		d.Files = &f
 	}
 	return d
 }
 
 func (ep *epState) detail() EndpointDetail {
-	d := EndpointDetail{Endpoint: ep.rec, NetworkName: ep.nw.rec.Name}
-	for _, p := range ep.nw.rec.IPAM.Pools {
-		switch {
-		case ep.rec.IPv4.IsValid() && p.Subnet.Contains(ep.rec.IPv4.Addr()):
-			d.Gateway = p.Gateway
-		case ep.rec.IPv6.IsValid() && p.Subnet.Contains(ep.rec.IPv6.Addr()):
-			d.GatewayV6 = p.Gateway
-		}
-	}
-	return d
+	return EndpointDetail{Endpoint: ep.rec, NetworkName: ep.nw.rec.Name, Gateway: ep.join.Gateway4, GatewayV6: ep.join.Gateway6}
 }
 
 // DeleteSandbox disconnects a sandbox from all its networks and forgets it;
@@ -192,6 +251,12 @@ func (c *Controller) DeleteSandbox(term string, keepStatic bool) error {
 		return err
 	}
 	defer sb.mu.Unlock()
+	return c.remove(sb, keepStatic)
+}
+
+// remove takes a sandbox apart. Called with sb.mu held.
+func (c *Controller) remove(sb *sbState, keepStatic bool) error {
+	c.stopResolver(sb)
 	for len(sb.endpoints) > 0 {
 		if err := c.leave(sb, sb.endpoints[len(sb.endpoints)-1], true, keepStatic, nil); err != nil {
 			return err
@@ -201,9 +266,9 @@ func (c *Controller) DeleteSandbox(term string, keepStatic bool) error {
 		return fmt.Errorf("remove sandbox %s: %w", sb.rec.Name, err)
 	}
 	sb.removed = true
-	sb.ns.Close()
+	c.kernel.CloseNamespace(sb.ns)
 	if !sb.rec.External {
-		if err := netdev.DeleteNamespace(sb.rec.Key); err != nil {
+		if err := c.kernel.DeleteNamespace(sb.rec.Key); err != nil {
 			c.log.Warn("remove namespace", "sandbox", sb.rec.Name, "err", err)
 		}
 	}
@@ -214,44 +279,77 @@ func (c *Controller) DeleteSandbox(term string, keepStatic bool) error {
 	return nil
 }
 
-// Connect attaches a sandbox to a network.
-func (c *Controller) Connect(sbTerm, netTerm string, opts EndpointOptions) (EndpointDetail, error) {
+// Connect attaches a sandbox to a network. It returns the endpoint and,
+// for a sandbox with a DNS configuration, its /etc files as they are now.
+func (c *Controller) Connect(sbTerm, netTerm string, opts EndpointOptions) (EndpointDetail, *Files, error) {
 	nw, err := c.network(netTerm)
 	if err != nil {
-		return EndpointDetail{}, err
+		return EndpointDetail{}, nil, err
 	}
 	sb, err := c.lockedSandbox(sbTerm)
 	if err != nil {
-		return EndpointDetail{}, err
+		return EndpointDetail{}, nil, err
 	}
 	defer sb.mu.Unlock()
-	if err := checkConnect(sb, nw, opts); err != nil {
-		return EndpointDetail{}, err
+	if err := checkConnect(sb.rec.Name, sb.networks(), nw, opts); err != nil {
+		return EndpointDetail{}, nil, err
 	}
 	ep, err := c.join(sb, nw, opts)
 	if err != nil {
-		return EndpointDetail{}, err
+		return EndpointDetail{}, nil, err
 	}
-	return ep.detail(), nil
+	return ep.detail(), sb.detail(c).Files, nil
+}
+
+// CheckConnect validates, as Connect would, joining the network netTerm
+// for something named name that is on the networks on: a container that
+// does not run and so has no sandbox yet.
+func (c *Controller) CheckConnect(name string, on []string, netTerm string, opts EndpointOptions) (NetworkRef, error) {
+	nw, err := c.network(netTerm)
+	if err != nil {
+		return NetworkRef{}, err
+	}
+	var current []*netState
+	for _, term := range on {
+		// A network removed meanwhile is not in the way.
+		if o, err := c.network(term); err == nil {
+			current = append(current, o)
+		}
+	}
+	if err := checkConnect(name, current, nw, opts); err != nil {
+		return NetworkRef{}, err
+	}
+	return nw.ref(), nil
+}
+
+// networks are the networks the sandbox is on. Called with sb.mu held.
+func (sb *sbState) networks() []*netState {
+	out := make([]*netState, len(sb.endpoints))
+	for i, ep := range sb.endpoints {
+		out[i] = ep.nw
+	}
+	return out
 }
 
 // aliasRE is what a name must look like to be resolvable.
 var aliasRE = regexp.MustCompile(`^[a-zA-Z0-9_]([a-zA-Z0-9_.-]{0,252}[a-zA-Z0-9_])?$`)
 
-func checkConnect(sb *sbState, nw *netState, opts EndpointOptions) error {
-	if nw.rec.Driver == "host" {
-		return errHostNetwork
+// checkConnect is every rule of joining nw for a sandbox named name that
+// is on the networks on.
+func checkConnect(name string, on []*netState, nw *netState, opts EndpointOptions) error {
+	if nw.caps.Sharing == driver.HostNamespace {
+		return ErrHostNetwork
 	}
-	for _, ep := range sb.endpoints {
-		if ep.nw == nw {
-			return errEndpointExists(sb.rec.Name, nw.rec.Name)
+	for _, o := range on {
+		if o == nw {
+			return errEndpointExists(name, nw.rec.Name)
 		}
-		if ep.nw.rec.Driver == "null" || nw.rec.Driver == "null" {
-			return errNoneNetwork
+		if o.caps.Sharing == driver.Alone || nw.caps.Sharing == driver.Alone {
+			return ErrNoneNetwork
 		}
 	}
 	if len(opts.Aliases) > 0 && IsPredefined(nw.rec.Name) {
-		return errdefs.ErrInvalidArgument.WithMessage("network-scoped aliases are only supported for user-defined networks")
+		return errAliasOnPredefined
 	}
 	for _, a := range opts.Aliases {
 		if !aliasRE.MatchString(a) {
@@ -276,14 +374,15 @@ func checkConnect(sb *sbState, nw *netState, opts EndpointOptions) error {
 	return nil
 }
 
-// join allocates, records and wires a new endpoint. Called with sb.mu held.
+// join allocates, records and wires a new endpoint, publishes its names
+// and points the sandbox's routes. Called with sb.mu held.
 func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (*epState, error) {
 	ep := &epState{nw: nw, rec: Endpoint{
-		ID: newID(), Name: sb.rec.Name, NetworkID: nw.rec.ID, SandboxID: sb.rec.ID,
+		ID: stringid.New(), Name: sb.rec.Name, NetworkID: nw.rec.ID, SandboxID: sb.rec.ID,
 		IfName: fmt.Sprintf("eth%d", sb.rec.NextIf), StaticIPv4: opts.IPv4, StaticIPv6: opts.IPv6,
 		Aliases: slices.Clone(opts.Aliases), Order: sb.rec.NextIf,
 	}}
-	if nw.drv.NeedsAddresses() {
+	if nw.caps.Addresses {
 		ep.rec.HostIfName = vethName()
 	}
 	if err := nw.register(ep, opts); err != nil {
@@ -294,11 +393,11 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (*epS
 		ep.rec.MAC = opts.MAC
 	case ep.rec.IPv4.IsValid():
 		ep.rec.MAC = netdev.MACFromIPv4(ep.rec.IPv4.Addr()).String()
-	case nw.drv.NeedsAddresses():
-		ep.rec.MAC = randomMAC().String()
+	case nw.caps.Addresses:
+		ep.rec.MAC = netdev.RandomMAC().String()
 	}
-	if len(opts.Ports) > 0 && nw.rec.Driver == "bridge" && !nw.rec.Internal {
-		bindings, err := c.ports.allocate(opts.Ports, ep.rec.IPv4.IsValid(), ep.rec.IPv6.IsValid(), defaultHostIP(nw),
+	if len(opts.Ports) > 0 && nw.publishes() {
+		bindings, err := c.ports.allocate(opts.Ports, ep.rec.IPv4.IsValid(), ep.rec.IPv6.IsValid(), nw.info.Firewall.HostIP,
 			fmt.Sprintf("%s (%s)", ep.rec.Name, ep.rec.ID))
 		if err != nil {
 			nw.unregister(ep, ep.claimed)
@@ -313,7 +412,7 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (*epS
 			return err
 		}
 		if opts.Persist != nil {
-			if err := opts.Persist(tx); err != nil {
+			if err := opts.Persist(tx, nw.ref()); err != nil {
 				return err
 			}
 		}
@@ -329,18 +428,32 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (*epS
 		return nil, fmt.Errorf("record endpoint: %w", err)
 	}
 	sb.rec = next
-	if err := nw.drv.Join(nw.dn, driverEndpoint(&ep.rec), sb.ns); err != nil {
+	info, err := nw.drv.Join(nw.dn, driverEndpoint(&ep.rec), sb.ns)
+	if err != nil {
 		c.ports.releaseBindings(ep.rec.Ports)
 		c.forget(ep)
 		return nil, fmt.Errorf("attach %s to %s: %w", sb.rec.Name, nw.rec.Name, err)
 	}
-	if err := c.applyFirewall(endpointChange(nw, &ep.rec)); err != nil {
-		nw.drv.Leave(nw.dn, driverEndpoint(&ep.rec), sb.ns)
+	ep.join = info
+	undo := func() {
+		if err := nw.drv.Leave(nw.dn, driverEndpoint(&ep.rec), sb.ns); err != nil {
+			c.log.Warn("roll back a join", "endpoint", ep.rec.ID, "err", err)
+		}
 		c.ports.releaseBindings(ep.rec.Ports)
 		c.forget(ep)
+	}
+	for _, r := range info.Routes {
+		if err := c.kernel.AddRoute(sb.ns, ep.rec.IfName, r); err != nil {
+			undo()
+			return nil, fmt.Errorf("attach %s to %s: %w", sb.rec.Name, nw.rec.Name, err)
+		}
+	}
+	if err := c.applyFirewall(endpointChange(nw, &ep.rec)); err != nil {
+		undo()
 		return nil, fmt.Errorf("publish ports of %s: %w", sb.rec.Name, err)
 	}
 	sb.endpoints = append(sb.endpoints, ep)
+	c.publishNames(sb, ep)
 	if err := c.routeDefault(sb); err != nil {
 		c.log.Warn("set default route", "sandbox", sb.rec.Name, "err", err)
 	}
@@ -369,171 +482,32 @@ func driverEndpoint(rec *Endpoint) *driver.Endpoint {
 	return &driver.Endpoint{ID: rec.ID, IfName: rec.IfName, HostIfName: rec.HostIfName, MAC: mac, IPv4: rec.IPv4, IPv6: rec.IPv6}
 }
 
-// register takes the endpoint's name and addresses in the network.
-func (nw *netState) register(ep *epState, opts EndpointOptions) error {
-	nw.mu.Lock()
-	defer nw.mu.Unlock()
-	if nw.removing {
-		return errNetworkNotFound(nw.rec.Name)
-	}
-	if _, taken := nw.epNames[ep.rec.Name]; taken {
-		return errEndpointExists(ep.rec.Name, nw.rec.Name)
-	}
-	if nw.drv.NeedsAddresses() {
-		if err := nw.allocate(ep, opts); err != nil {
-			return err
-		}
-	}
-	nw.endpoints[ep.rec.ID] = ep
-	nw.epNames[ep.rec.Name] = ep.rec.ID
-	return nil
-}
-
-// unregister forgets ep and returns its addresses to the pools, but for
-// those in keep, which stay taken, reserved for ep's sandbox.
-func (nw *netState) unregister(ep *epState, keep []netip.Addr) {
-	nw.mu.Lock()
-	defer nw.mu.Unlock()
-	for _, a := range keep {
-		nw.reserved[a] = ep.rec.SandboxID
-	}
-	nw.releaseExcept(ep, keep)
-	delete(nw.endpoints, ep.rec.ID)
-	if nw.epNames[ep.rec.Name] == ep.rec.ID {
-		delete(nw.epNames, ep.rec.Name)
-	}
-}
-
-// allocate gives ep one address of each family the network has. Called with
-// nw.mu held.
-func (nw *netState) allocate(ep *epState, opts EndpointOptions) error {
-	for _, v6 := range []bool{false, true} {
-		want := opts.IPv4
-		if v6 {
-			want = opts.IPv6
-		}
-		var pools []*pool
-		for _, p := range nw.pools {
-			if p.cfg.Subnet.Addr().Is6() == v6 {
-				pools = append(pools, p)
-			}
-		}
-		if len(pools) == 0 {
-			if want.IsValid() {
-				nw.release(ep)
-				return invalid("Invalid address %s: It does not belong to any of this network's subnets", want)
-			}
-			continue
-		}
-		var addr netip.Prefix
-		var err error
-		if owner, ok := nw.reserved[want]; ok && want.IsValid() {
-			// The address is kept for a sandbox that left: only that one
-			// gets it back.
-			if owner != ep.rec.SandboxID {
-				nw.release(ep)
-				return ipam.ErrAddressInUse
-			}
-			delete(nw.reserved, want)
-			ep.claimed = append(ep.claimed, want)
-			addr, err = prefixIn(pools, want)
-		} else {
-			addr, err = allocateFrom(pools, want)
-		}
-		if err != nil {
-			nw.release(ep)
-			if errors.Is(err, ipam.ErrNoAvailableAddress) {
-				family := "IPv4"
-				if v6 {
-					family = "IPv6"
-				}
-				return errdefs.ErrUnavailable.WithMessage(fmt.Sprintf(
-					"no available %s addresses on this network's address pools: %s (%s)", family, nw.rec.Name, nw.rec.ID))
-			}
-			return err
-		}
-		if v6 {
-			ep.rec.IPv6 = addr
-		} else {
-			ep.rec.IPv4 = addr
-		}
-	}
-	return nil
-}
-
-// prefixIn is want with the length of the pool that holds it.
-func prefixIn(pools []*pool, want netip.Addr) (netip.Prefix, error) {
-	for _, p := range pools {
-		if p.cfg.Subnet.Masked().Contains(want) {
-			return netip.PrefixFrom(want, p.cfg.Subnet.Bits()), nil
-		}
-	}
-	return netip.Prefix{}, invalid("Invalid address %s: It does not belong to any of this network's subnets", want)
-}
-
-// allocateFrom takes want (when valid) from the pool whose subnet holds it,
-// or the lowest free address of the first pool that has one.
-func allocateFrom(pools []*pool, want netip.Addr) (netip.Prefix, error) {
-	if want.IsValid() {
-		for _, p := range pools {
-			if p.cfg.Subnet.Masked().Contains(want) {
-				if err := p.alloc.Reserve(want); err != nil {
-					return netip.Prefix{}, err
-				}
-				return netip.PrefixFrom(want, p.cfg.Subnet.Bits()), nil
-			}
-		}
-		return netip.Prefix{}, invalid("Invalid address %s: It does not belong to any of this network's subnets", want)
-	}
-	var last error
-	for _, p := range pools {
-		a, err := p.alloc.Next()
-		if err == nil {
-			return netip.PrefixFrom(a, p.cfg.Subnet.Bits()), nil
-		}
-		last = err
-	}
-	return netip.Prefix{}, last
-}
-
-// release returns ep's addresses to the pools. Called with nw.mu held.
-func (nw *netState) release(ep *epState) { nw.releaseExcept(ep, nil) }
-
-func (nw *netState) releaseExcept(ep *epState, keep []netip.Addr) {
-	for _, a := range []netip.Prefix{ep.rec.IPv4, ep.rec.IPv6} {
-		if !a.IsValid() || slices.Contains(keep, a.Addr()) {
-			continue
-		}
-		for _, p := range nw.pools {
-			if p.cfg.Subnet.Masked().Contains(a.Addr()) {
-				p.alloc.Release(a.Addr())
-			}
-		}
-	}
-}
-
 // Disconnect detaches a sandbox from a network. persist, when not nil,
 // writes the caller's record of the change in the same store transaction.
-func (c *Controller) Disconnect(sbTerm, netTerm string, persist func(store.Tx) error) error {
-	sb, err := c.sandbox(sbTerm)
-	if err != nil {
-		return err
-	}
+// It returns the sandbox's /etc files as they are now, for a sandbox with
+// a DNS configuration.
+func (c *Controller) Disconnect(sbTerm, netTerm string, persist func(store.Tx) error) (*Files, error) {
 	nw, err := c.network(netTerm)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	sb.mu.Lock()
+	sb, err := c.lockedSandbox(sbTerm)
+	if err != nil {
+		return nil, err
+	}
 	defer sb.mu.Unlock()
-	if nw.rec.Driver == "host" {
-		return errHostNetwork
+	if nw.caps.Sharing == driver.HostNamespace {
+		return nil, ErrHostNetwork
 	}
 	for _, ep := range sb.endpoints {
 		if ep.nw == nw {
-			return c.leave(sb, ep, false, false, persist)
+			if err := c.leave(sb, ep, false, false, persist); err != nil {
+				return nil, err
+			}
+			return sb.detail(c).Files, nil
 		}
 	}
-	return errNotConnected(sb.rec.ID, nw.rec.Name)
+	return nil, ErrNotConnected(sb.rec.ID, nw.rec.Name)
 }
 
 // leave takes an endpoint out of service and forgets it. nsGoing says the
@@ -577,14 +551,15 @@ func (c *Controller) leave(sb *sbState, ep *epState, nsGoing, keepStatic bool, p
 		// A flow (UDP above all) must not stick to the address once its
 		// container is gone.
 		for _, a := range []netip.Prefix{ep.rec.IPv4, ep.rec.IPv6} {
-			if a.IsValid() && c.host != nil {
-				if err := c.host.ForgetConnections(a.Addr()); err != nil {
+			if a.IsValid() {
+				if err := c.kernel.ForgetConnections(a.Addr()); err != nil {
 					c.log.Warn("forget tracked connections", "endpoint", ep.rec.ID, "err", err)
 				}
 			}
 		}
 	}
 	sb.endpoints = slices.DeleteFunc(sb.endpoints, func(e *epState) bool { return e == ep })
+	c.withdrawNames(sb, ep)
 	if !nsGoing {
 		if err := c.routeDefault(sb); err != nil {
 			c.log.Warn("set default route", "sandbox", sb.rec.Name, "err", err)
@@ -614,17 +589,8 @@ func (c *Controller) routeDefault(sb *sbState) error {
 			*cur = nil
 			continue
 		}
-		d := want.detail()
-		gw := d.Gateway
-		if v6 {
-			gw = d.GatewayV6
-		}
-		idx, ok, err := sb.ns.InterfaceIndex(want.rec.IfName)
-		if err == nil && ok {
-			dr, isDR := want.nw.drv.(driver.DeviceRouted)
-			err = sb.ns.SetDefaultRoute(gw, idx, isDR && dr.DefaultViaDevice(want.nw.dn))
-		}
-		if err != nil {
+		gw := gatewayOf(want, v6)
+		if err := c.kernel.SetDefaultRoute(sb.ns, want.rec.IfName, gw, want.join.DefaultViaDevice); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -633,15 +599,18 @@ func (c *Controller) routeDefault(sb *sbState) error {
 	return errors.Join(errs...)
 }
 
+// gatewayOf is the endpoint's gateway of one family, if its join gave one.
+func gatewayOf(ep *epState, v6 bool) netip.Addr {
+	if v6 {
+		return ep.join.Gateway6
+	}
+	return ep.join.Gateway4
+}
+
 func gatewayEndpoint(eps []*epState, v6 bool) *epState {
 	var fallback *epState
 	for _, ep := range eps {
-		d := ep.detail()
-		gw := d.Gateway
-		if v6 {
-			gw = d.GatewayV6
-		}
-		if !gw.IsValid() {
+		if !gatewayOf(ep, v6).IsValid() {
 			continue
 		}
 		if !ep.nw.rec.Internal {
@@ -654,18 +623,8 @@ func gatewayEndpoint(eps []*epState, v6 bool) *epState {
 	return fallback
 }
 
-func vethName() string {
-	b := make([]byte, 4)
-	rand.Read(b)
-	return "veth" + hex.EncodeToString(b)[:7]
-}
-
-func randomMAC() net.HardwareAddr {
-	mac := make(net.HardwareAddr, 6)
-	rand.Read(mac[2:])
-	mac[0], mac[1] = 0x02, 0x42
-	return mac
-}
+// vethName is a fresh name for the host end of an endpoint's pair.
+func vethName() string { return "veth" + stringid.New()[:7] }
 
 const bucketReservations = "reservations"
 
@@ -681,49 +640,11 @@ func (c *Controller) ReleaseReservations(owner string) error {
 	}
 	c.mu.RUnlock()
 	for _, nw := range nets {
-		nw.mu.Lock()
-		var addrs []netip.Addr
-		for a, o := range nw.reserved {
-			if o == owner {
-				addrs = append(addrs, a)
-			}
+		if err := nw.releaseReserved(c.store, owner); err != nil {
+			return err
 		}
-		if len(addrs) > 0 {
-			err := c.store.Update(func(tx store.Tx) error {
-				for _, a := range addrs {
-					if err := tx.Delete(bucketReservations, reservationKey(nw.rec.ID, a)); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				nw.mu.Unlock()
-				return fmt.Errorf("release reserved addresses: %w", err)
-			}
-			for _, a := range addrs {
-				delete(nw.reserved, a)
-				for _, p := range nw.pools {
-					if p.cfg.Subnet.Masked().Contains(a) {
-						p.alloc.Release(a)
-					}
-				}
-			}
-		}
-		nw.mu.Unlock()
 	}
 	return nil
-}
-
-// InNamespace runs fn with a sandbox's open namespace (to open sockets in
-// it, say), holding the sandbox so it cannot go away meanwhile.
-func (c *Controller) InNamespace(term string, fn func(*netdev.Namespace) error) error {
-	sb, err := c.lockedSandbox(term)
-	if err != nil {
-		return err
-	}
-	defer sb.mu.Unlock()
-	return fn(sb.ns)
 }
 
 // lockedSandbox finds a sandbox and locks it; one removed meanwhile is not

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
@@ -242,6 +243,51 @@ func (e *berthEngine) PrepareAttach(existing int) (Round, Cleanup, error) {
 		}
 		if err := e.api.DisconnectSandbox(ctx, sb, api.SandboxDisconnectRequest{Network: nw}); err != nil {
 			return 0, err
+		}
+		return time.Since(start), nil
+	}
+	return round, undo.run, nil
+}
+
+// PrepareContainerConnect runs a busybox container (runc, from the
+// imported image) on one network; each Round connects it to a second
+// network and disconnects it again through the Docker API, the requests
+// `docker network connect` and `disconnect` send.
+func (e *berthEngine) PrepareContainerConnect() (Round, Cleanup, error) {
+	ctx := context.Background()
+	var undo cleanups
+	home, rm, err := e.network("")
+	if err != nil {
+		return nil, nil, err
+	}
+	undo = append(undo, rm)
+	other, rm, err := e.network("")
+	if err != nil {
+		return nil, nil, errors.Join(err, undo.run())
+	}
+	undo = append(undo, rm)
+	name := e.name("connected")
+	// By name: a container created but not started goes too.
+	undo = append(undo, func() error {
+		if _, err := e.moby.ContainerRemove(ctx, name, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return err
+		}
+		return nil
+	})
+	c, err := runContainer(ctx, e.moby, name, home, nil)
+	if err == nil {
+		err = checkConnect(ctx, e.moby, c, other)
+	}
+	if err != nil {
+		return nil, nil, errors.Join(err, undo.run())
+	}
+	round := func() (time.Duration, error) {
+		start := time.Now()
+		if _, err := e.moby.NetworkConnect(ctx, other, client.NetworkConnectOptions{Container: c.ID}); err != nil {
+			return 0, fmt.Errorf("connect to %s: %w", other, err)
+		}
+		if _, err := e.moby.NetworkDisconnect(ctx, other, client.NetworkDisconnectOptions{Container: c.ID}); err != nil {
+			return 0, fmt.Errorf("disconnect from %s: %w", other, err)
 		}
 		return time.Since(start), nil
 	}

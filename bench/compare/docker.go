@@ -409,6 +409,43 @@ func (e *dockerEngine) PrepareAttach(existing int) (Round, Cleanup, error) {
 	return round, cleanup, nil
 }
 
+// PrepareContainerConnect runs a container on a user-defined network; each
+// Round connects it to a second one and disconnects it again (`docker
+// network connect` and `disconnect`), as berth's rounds do.
+func (e *dockerEngine) PrepareContainerConnect() (Round, Cleanup, error) {
+	home, err := e.createNetwork("home")
+	if err != nil {
+		return nil, nil, err
+	}
+	other, err := e.createNetwork("other")
+	if err != nil {
+		return nil, nil, errors.Join(err, e.remove(home))
+	}
+	c, err := e.run(e.name("connected"), home, nil)
+	if err != nil {
+		return nil, nil, errors.Join(err, e.remove(other), e.remove(home))
+	}
+	ctx, cancel := dockerAPIContext()
+	defer cancel()
+	if err := checkConnect(ctx, e.cli, c, other); err != nil {
+		return nil, nil, errors.Join(err, e.remove(other, c), e.remove(home))
+	}
+	round := func() (time.Duration, error) {
+		ctx, cancel := dockerAPIContext()
+		defer cancel()
+		start := time.Now()
+		if _, err := e.cli.NetworkConnect(ctx, other, client.NetworkConnectOptions{Container: c.ID}); err != nil {
+			return 0, fmt.Errorf("connect to %s: %w", other, err)
+		}
+		if _, err := e.cli.NetworkDisconnect(ctx, other, client.NetworkDisconnectOptions{Container: c.ID}); err != nil {
+			return 0, fmt.Errorf("disconnect from %s: %w", other, err)
+		}
+		return time.Since(start), nil
+	}
+	cleanup := func() error { return errors.Join(e.remove(other, c), e.remove(home)) }
+	return round, cleanup, nil
+}
+
 // PrepareCreate: each Round is `docker network create` from the default
 // pools and `docker network rm`.
 func (e *dockerEngine) PrepareCreate() (Round, Cleanup, error) {

@@ -37,6 +37,17 @@ type Attacher interface {
 	PrepareAttach(existing int) (Round, Cleanup, error)
 }
 
+// ContainerConnector: workload 1b, `docker network connect` and
+// `disconnect` as the issue states it. PrepareContainerConnect runs a
+// container on a network of its own and makes a second network; each
+// Round connects the running container to the second network and
+// disconnects it again through the Docker Engine API (POST
+// /networks/{id}/connect and /disconnect), and times both. Engines
+// without containers and an API to ask do not have it.
+type ContainerConnector interface {
+	PrepareContainerConnect() (Round, Cleanup, error)
+}
+
 // Creator: workload 2. Each Round creates a bridge network and removes it.
 type Creator interface {
 	PrepareCreate() (Round, Cleanup, error)

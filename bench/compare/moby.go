@@ -81,6 +81,61 @@ func inspectRunning(ctx context.Context, cli *client.Client, id, nw string) (run
 	return r, nil
 }
 
+// checkConnect connects a running container to network nw and
+// disconnects it once, untimed, and checks that its namespace gains the
+// address the engine reports and loses it again: the rounds that follow
+// then time real work on the container, not requests that do nothing.
+func checkConnect(ctx context.Context, cli *client.Client, c running, nw string) error {
+	if _, err := cli.NetworkConnect(ctx, nw, client.NetworkConnectOptions{Container: c.ID}); err != nil {
+		return fmt.Errorf("connect to %s: %w", nw, err)
+	}
+	in, err := inspectRunning(ctx, cli, c.ID, nw)
+	if err != nil {
+		return err
+	}
+	if !in.IP.IsValid() {
+		return fmt.Errorf("container %.12s has no address on %s after connect", c.ID, nw)
+	}
+	if has, err := nsHasAddr(ctx, c.NS, in.IP); err != nil || !has {
+		return errors.Join(fmt.Errorf("container %.12s lacks its address %s on %s after connect", c.ID, in.IP, nw), err)
+	}
+	if _, err := cli.NetworkDisconnect(ctx, nw, client.NetworkDisconnectOptions{Container: c.ID}); err != nil {
+		return fmt.Errorf("disconnect from %s: %w", nw, err)
+	}
+	if has, err := nsHasAddr(ctx, c.NS, in.IP); err != nil || has {
+		return errors.Join(fmt.Errorf("container %.12s keeps its address %s on %s after disconnect", c.ID, in.IP, nw), err)
+	}
+	return nil
+}
+
+// nsHasAddr says whether an interface in the namespace at ns has address a.
+func nsHasAddr(ctx context.Context, ns string, a netip.Addr) (bool, error) {
+	out, err := Output(ctx, ns, "ip", "-o", "addr", "show")
+	if err != nil {
+		return false, err
+	}
+	return slices.Contains(ipAddrs(out), a), nil
+}
+
+// ipAddrs are the addresses in `ip -o addr show` output, one interface
+// address a line: "2: eth0    inet 10.0.0.2/24 brd … scope global eth0…".
+func ipAddrs(out string) []netip.Addr {
+	var addrs []netip.Addr
+	for line := range strings.SplitSeq(out, "\n") {
+		f := strings.Fields(line)
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] != "inet" && f[i] != "inet6" {
+				continue
+			}
+			if p, err := netip.ParsePrefix(f[i+1]); err == nil {
+				addrs = append(addrs, p.Addr())
+			}
+			break
+		}
+	}
+	return addrs
+}
+
 // removeAllContainers force-removes every container.
 func removeAllContainers(ctx context.Context, cli *client.Client) error {
 	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true})

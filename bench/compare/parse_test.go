@@ -108,3 +108,25 @@ table ip nat {
 		t.Errorf("countRuleset: %+v, want 4 rules, 4 elements, 25 lines", got)
 	}
 }
+
+func TestIPAddrsReadsEveryInterfacesAddresses(t *testing.T) {
+	out := `1: lo    inet 127.0.0.1/8 scope host lo\       valid_lft forever preferred_lft forever
+1: lo    inet6 ::1/128 scope host \       valid_lft forever preferred_lft forever
+5: eth0    inet 172.18.0.2/16 brd 172.18.255.255 scope global eth0\       valid_lft forever preferred_lft forever
+7: eth1    inet 10.99.0.3/24 brd 10.99.0.255 scope global eth1\       valid_lft forever preferred_lft forever
+7: eth1    inet6 fe80::42:acff:fe12:3/64 scope link \       valid_lft forever preferred_lft forever
+`
+	got := ipAddrs(out)
+	want := []string{"127.0.0.1", "::1", "172.18.0.2", "10.99.0.3", "fe80::42:acff:fe12:3"}
+	if len(got) != len(want) {
+		t.Fatalf("addresses %v, want %v", got, want)
+	}
+	for i, w := range want {
+		if got[i].String() != w {
+			t.Errorf("address %d: %v, want %s", i, got[i], w)
+		}
+	}
+	if got := ipAddrs("Cannot open netlink socket\n"); len(got) != 0 {
+		t.Errorf("addresses from an error: %v", got)
+	}
+}

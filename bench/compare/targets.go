@@ -63,22 +63,39 @@ func evaluateTargets(results []Result, scale Scale) []string {
 		a, _ := Advantage(b, o)
 		verdict(a >= 5, "attach+detach at %d endpoints: berth %s ms vs fastest other (%s) %s ms at p50: %.1fx (target ≥ 5x)", n, num(b.Median), name, num(o.Median), a)
 	}
+	if slices.Contains(scale.Endpoints, 1) {
+		if b, ok := get("attach+detach, 1 endpoints", "berth"); ok {
+			verdict(b.Median <= 4, "berth attach+detach p50 at 1 endpoint: %s ms (target ≤ 4 ms)", num(b.Median))
+		}
+	}
 	if len(scale.Endpoints) > 1 {
 		lo, hi := scale.Endpoints[0], scale.Endpoints[len(scale.Endpoints)-1]
 		b1, ok1 := get(fmt.Sprintf("attach+detach, %d endpoints", lo), "berth")
 		bn, okn := get(fmt.Sprintf("attach+detach, %d endpoints", hi), "berth")
 		if ok1 && okn {
 			r := bn.Median / b1.Median
-			verdict(r <= 1.5, "berth attach+detach p50 at %d endpoints is %.2fx its p50 at %d (target ≤ 1.5x)", hi, r, lo)
+			verdict(r <= 1.15, "berth attach+detach p50 at %d endpoints is %.2fx its p50 at %d (target ≤ 1.15x)", hi, r, lo)
 		}
 	}
-	if b, ok := get("network create+remove", "berth"); ok {
-		if d, ok := get("network create+remove", "docker"); ok {
-			a, _ := Advantage(b, d)
-			verdict(a >= 5, "network create+remove: berth %s ms vs docker %s ms at p50: %.1fx (target ≥ 5x)", num(b.Median), num(d.Median), a)
-		} else {
-			skip("network create+remove ≥5x docker: docker not measured (BENCH_DOCKER=1)")
+	// Against Docker in the same run, the figures the issue states.
+	for _, t := range []struct {
+		workload string
+		times    float64
+	}{
+		{containerConnect, 20},
+		{"network create+remove", 60},
+	} {
+		b, ok := get(t.workload, "berth")
+		if !ok {
+			continue
 		}
+		d, ok := get(t.workload, "docker")
+		if !ok {
+			skip("%s ≥%gx docker: docker not measured (BENCH_DOCKER=1)", t.workload, t.times)
+			continue
+		}
+		a, _ := Advantage(b, d)
+		verdict(a >= t.times, "%s: berth %s ms vs docker %s ms at p50: %.1fx (target ≥ %gx)", t.workload, num(b.Median), num(d.Median), a, t.times)
 	}
 	first, okF := get(fmt.Sprintf("publish port 1 of %d", scale.Ports), "berth")
 	last, okL := get(fmt.Sprintf("publish port %d of %d", scale.Ports, scale.Ports), "berth")
@@ -119,6 +136,22 @@ func evaluateTargets(results []Result, scale Scale) []string {
 		bp, op := extra(results, wl, "berth", "latency_p99_ms"), extra(results, wl, name, "latency_p99_ms")
 		verdict(a >= 2 && bp <= op, "%s: berth %s qps vs best other (%s) %s qps: %.2fx, p99 %s vs %s ms (target ≥ 2x at equal or lower p99)",
 			wl, num(b.Median), name, num(o.Median), a, num(bp), num(op))
+	}
+	// The local name against Docker's embedded resolver, with an absolute
+	// bound on berth's tail under that load.
+	if b, ok := get("dns local name", "berth"); ok {
+		bl, okL := get("dns local name, latency under load", "berth")
+		d, okD := get("dns local name", "docker")
+		switch {
+		case !okL:
+			skip("dns local name ≥3x docker's qps, berth p99 < 1 ms: berth's latency under load not measured")
+		case !okD:
+			skip("dns local name ≥3x docker's qps, berth p99 < 1 ms: docker not measured (BENCH_DOCKER=1); berth p99 %s ms", num(bl.P99))
+		default:
+			a, _ := Advantage(b, d)
+			verdict(a >= 3 && bl.P99 < 1, "dns local name: berth %s qps vs docker %s qps: %.2fx, berth p99 %s ms (target ≥ 3x, p99 < 1 ms)",
+				num(b.Median), num(d.Median), a, num(bl.P99))
+		}
 	}
 	return out
 }

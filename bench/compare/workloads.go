@@ -164,6 +164,9 @@ func (r *Runner) measure(res Result, prepare func() (Round, Cleanup, error)) {
 	r.add(res, err)
 }
 
+// containerConnect is the workload of ContainerConnector.
+const containerConnect = "container connect+disconnect"
+
 // Run measures every workload the engine has.
 func (r *Runner) Run(e Engine) {
 	r.engine = e
@@ -174,6 +177,12 @@ func (r *Runner) Run(e Engine) {
 			r.measure(Result{Workload: fmt.Sprintf("attach+detach, %d endpoints", n), Unit: "ms", Engine: name},
 				func() (Round, Cleanup, error) { return a.PrepareAttach(n) })
 		}
+	}
+	if c, ok := e.(ContainerConnector); ok {
+		r.measure(Result{Workload: containerConnect, Unit: "ms", Engine: name}, c.PrepareContainerConnect)
+	} else if r.wants(containerConnect) {
+		r.add(Result{Workload: containerConnect, Unit: "ms", Engine: name},
+			NotApplicable{Why: name + " has no containers and no API to connect them through"})
 	}
 	if c, ok := e.(Creator); ok {
 		r.measure(Result{Workload: "network create+remove", Unit: "ms", Engine: name}, c.PrepareCreate)

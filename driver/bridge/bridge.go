@@ -6,10 +6,8 @@
 package bridge
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/berth-net/berth/driver"
 	"github.com/berth-net/berth/netdev"
+	"github.com/berth-net/berth/netdev/reap"
 )
 
 // Docker's option keys, shown in inspect exactly as given.
@@ -42,7 +41,10 @@ type State struct {
 
 // Driver is the bridge driver.
 type Driver struct {
-	host *netdev.Host
+	host   *netdev.Host
+	reaper *reap.Reaper
+	// defaultBridge is the device of the predefined "bridge" network.
+	defaultBridge string
 
 	mu      sync.Mutex
 	indexes map[string]int         // network ID → bridge ifindex
@@ -53,12 +55,49 @@ type Driver struct {
 // that Leave needs no lookups.
 type vethIndexes struct{ host, peer int }
 
-func New(host *netdev.Host) *Driver {
-	return &Driver{host: host, indexes: map[string]int{}, ports: map[string]vethIndexes{}}
+// New returns the bridge driver; defaultBridge is the device of the
+// predefined "bridge" network (berthd's --bridge-name).
+func New(host *netdev.Host, reaper *reap.Reaper, defaultBridge string) *Driver {
+	return &Driver{host: host, reaper: reaper, defaultBridge: defaultBridge, indexes: map[string]int{}, ports: map[string]vethIndexes{}}
 }
 
-func (d *Driver) Name() string         { return "bridge" }
-func (d *Driver) NeedsAddresses() bool { return true }
+func (d *Driver) Name() string { return "bridge" }
+
+// Capabilities: local networks with addresses, and the default "bridge"
+// network with the options Docker shows for it.
+func (d *Driver) Capabilities() driver.Capabilities {
+	return driver.Capabilities{
+		Scope: driver.ScopeLocal, Addresses: true, Sharing: driver.Shares,
+		Predefined: []driver.Predefined{{Name: "bridge", Options: map[string]string{
+			OptionDefaultBridge: "true",
+			OptionEnableICC:     "true",
+			OptionMasquerade:    "true",
+			OptionHostBindingV4: "0.0.0.0",
+			OptionBridgeName:    d.defaultBridge,
+			OptionMTU:           strconv.Itoa(defaultMTU),
+		}}},
+	}
+}
+
+// Describe puts every bridge network under berth's firewall, matched on
+// its bridge.
+func (d *Driver) Describe(nw *driver.Network) driver.NetworkInfo {
+	fw := &driver.Firewall{
+		Device:     BridgeName(nw),
+		Masquerade: optionTrue(nw.Options, OptionMasquerade),
+		Isolated:   !optionTrue(nw.Options, OptionEnableICC),
+	}
+	if a, err := netip.ParseAddr(nw.Options[OptionHostBindingV4]); err == nil && !a.IsUnspecified() {
+		fw.HostIP = a
+	}
+	return driver.NetworkInfo{Firewall: fw}
+}
+
+// optionTrue reads a boolean option that is true unless set otherwise.
+func optionTrue(opts map[string]string, key string) bool {
+	b, err := strconv.ParseBool(opts[key])
+	return err != nil || b
+}
 
 func stateOf(nw *driver.Network) (State, error) {
 	var st State
@@ -93,7 +132,7 @@ func (d *Driver) Prepare(nw *driver.Network, existing []*driver.Network) (json.R
 				nw.ID, name, other.ID, st.Bridge))
 		}
 	}
-	l, exists, err := d.host.LinkByName(name)
+	l, exists, err := d.host.Link(name)
 	if err != nil {
 		return nil, err
 	}
@@ -166,10 +205,10 @@ func (d *Driver) CreateNetwork(nw *driver.Network) error {
 			addrs = append(addrs, netip.PrefixFrom(s.Gateway, s.Prefix.Bits()))
 		}
 	}
-	if _, err := d.host.EnsureBridge(netdev.BridgeSpec{Name: st.Bridge, MTU: mtuOf(nw), Addrs: addrs, MAC: randomMAC()}); err != nil {
+	if err := d.reaper.EnsureBridge(netdev.BridgeSpec{Name: st.Bridge, MTU: mtuOf(nw), Addrs: addrs, MAC: netdev.RandomMAC()}); err != nil {
 		return err
 	}
-	l, ok, err := d.host.LinkByName(st.Bridge)
+	l, ok, err := d.host.Link(st.Bridge)
 	if err != nil {
 		return err
 	}
@@ -193,7 +232,7 @@ func (d *Driver) DeleteNetwork(nw *driver.Network) error {
 	if st.External {
 		return nil
 	}
-	return d.host.Retire(st.Bridge)
+	return d.reaper.Retire(st.Bridge)
 }
 
 func (d *Driver) bridgeIndex(nw *driver.Network) (int, error) {
@@ -211,25 +250,27 @@ func (d *Driver) bridgeIndex(nw *driver.Network) (int, error) {
 	return d.indexes[nw.ID], nil
 }
 
-func (d *Driver) Join(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) error {
+// Join plugs a veth pair into the bridge; the sandbox routes through the
+// gateway addresses the bridge carries.
+func (d *Driver) Join(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) (driver.JoinInfo, error) {
 	master, err := d.bridgeIndex(nw)
 	if err != nil {
-		return err
+		return driver.JoinInfo{}, err
 	}
 	spec := netdev.VethSpec{HostName: ep.HostIfName, Master: master, MTU: mtuOf(nw), PeerName: ep.IfName, PeerMAC: ep.MAC, PeerNS: ns}
 	hostIdx, err := d.host.AddVeth(spec)
 	if err != nil {
-		return err
+		return driver.JoinInfo{}, err
 	}
-	peerIdx, err := ns.ConfigureInterface(netdev.Interface{Name: ep.IfName, Addrs: endpointAddrs(ep)})
+	peerIdx, err := ns.Configure(netdev.Interface{Name: ep.IfName, Addrs: ep.Addrs()})
 	if err != nil {
-		d.host.Delete(ep.HostIfName)
-		return err
+		d.host.DeleteIndex(hostIdx)
+		return driver.JoinInfo{}, err
 	}
 	d.mu.Lock()
 	d.ports[ep.ID] = vethIndexes{host: hostIdx, peer: peerIdx}
 	d.mu.Unlock()
-	return nil
+	return driver.Gateways(nw, ep), nil
 }
 
 // Leave sets the inside end down — from then on the pair carries nothing —
@@ -240,41 +281,33 @@ func (d *Driver) Leave(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Names
 	delete(d.ports, ep.ID)
 	d.mu.Unlock()
 	if ns != nil {
-		if err := ns.RetireInterface(ep.IfName, idx.peer, endpointAddrs(ep)); err != nil {
+		if err := ns.TakeDown(ep.IfName, idx.peer, ep.Addrs()); err != nil {
 			return err
 		}
-	} else if err := d.host.Retire(ep.HostIfName); err != nil {
+	} else if err := d.host.TakeDown(ep.HostIfName, idx.host, nil); err != nil {
 		// Without the namespace the host end must stop the traffic.
 		return err
 	}
-	return d.host.RetireVeth(ep.HostIfName, idx.host)
+	return d.reaper.RetireVeth(ep.HostIfName, idx.host)
 }
 
-func (d *Driver) Attached(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) (bool, error) {
+func (d *Driver) Restore(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) (driver.JoinInfo, bool, error) {
+	info := driver.Gateways(nw, ep)
 	master, err := d.bridgeIndex(nw)
 	if err != nil {
-		return false, err
+		return info, false, err
 	}
-	l, ok, err := d.host.LinkByName(ep.HostIfName)
+	l, ok, err := d.host.Link(ep.HostIfName)
 	if err != nil || !ok {
-		return false, err
+		return info, false, err
 	}
 	if l.Group != d.host.Owned || l.Master != master || !l.Up {
-		return false, nil
+		return info, false, nil
 	}
 	// A crash between creating the pair and configuring its inside leaves
 	// a pair that looks fine from the host.
-	return ns.HasInterface(netdev.Interface{Name: ep.IfName, Addrs: endpointAddrs(ep)})
-}
-
-func endpointAddrs(ep *driver.Endpoint) []netip.Prefix {
-	var addrs []netip.Prefix
-	for _, p := range []netip.Prefix{ep.IPv4, ep.IPv6} {
-		if p.IsValid() {
-			addrs = append(addrs, p)
-		}
-	}
-	return addrs
+	ok, err = ns.HasInterface(netdev.Interface{Name: ep.IfName, Addrs: ep.Addrs()})
+	return info, ok, err
 }
 
 func (d *Driver) Devices(nw *driver.Network) []string {
@@ -283,13 +316,4 @@ func (d *Driver) Devices(nw *driver.Network) []string {
 		return nil
 	}
 	return []string{st.Bridge}
-}
-
-// randomMAC is a locally administered unicast address in Docker's 02:42
-// range, so that a bridge's address does not change as ports come and go.
-func randomMAC() net.HardwareAddr {
-	mac := make(net.HardwareAddr, 6)
-	rand.Read(mac[2:])
-	mac[0], mac[1] = 0x02, 0x42
-	return mac
 }

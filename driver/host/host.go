@@ -5,4 +5,6 @@ package host
 import "github.com/berth-net/berth/driver"
 
 // New returns the host driver.
-func New() driver.Driver { return driver.Stateless{DriverName: "host"} }
+func New() driver.Driver {
+	return driver.Stateless{DriverName: "host", Network: "host", Sharing: driver.HostNamespace}
+}

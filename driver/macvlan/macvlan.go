@@ -10,7 +10,6 @@ package macvlan
 import (
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/berth-net/berth/driver"
 	"github.com/berth-net/berth/netdev"
+	"github.com/berth-net/berth/netdev/reap"
 )
 
 // Option keys, as Docker's.
@@ -39,18 +39,40 @@ type State struct {
 
 // Driver is the macvlan or the ipvlan driver.
 type Driver struct {
-	kind string // "macvlan" or "ipvlan"
-	host *netdev.Host
+	kind   string // "macvlan" or "ipvlan"
+	host   *netdev.Host
+	reaper *reap.Reaper
 }
 
 // New returns the macvlan driver.
-func New(host *netdev.Host) *Driver { return &Driver{kind: "macvlan", host: host} }
+func New(host *netdev.Host, reaper *reap.Reaper) *Driver {
+	return &Driver{kind: "macvlan", host: host, reaper: reaper}
+}
 
 // NewIPVlan returns the ipvlan driver.
-func NewIPVlan(host *netdev.Host) *Driver { return &Driver{kind: "ipvlan", host: host} }
+func NewIPVlan(host *netdev.Host, reaper *reap.Reaper) *Driver {
+	return &Driver{kind: "ipvlan", host: host, reaper: reaper}
+}
 
-func (d *Driver) Name() string         { return d.kind }
-func (d *Driver) NeedsAddresses() bool { return true }
+func (d *Driver) Name() string { return d.kind }
+
+func (d *Driver) Capabilities() driver.Capabilities {
+	return driver.Capabilities{Scope: driver.ScopeLocal, Addresses: true, Sharing: driver.Shares}
+}
+
+// NoteHostReach is the note inspect shows on every network of these
+// drivers: the kernel does not pass traffic between a parent and its own
+// macvlan or ipvlan interfaces, which surprises users who test from the
+// host.
+const NoteHostReach = "com.berth.host_reach"
+
+// Describe: no device of berth's lies on the containers' path, so the
+// firewall has nothing to match and no ports are published.
+func (d *Driver) Describe(*driver.Network) driver.NetworkInfo {
+	return driver.NetworkInfo{Notes: map[string]string{
+		NoteHostReach: "none: the host cannot reach this network's containers through its parent",
+	}}
+}
 
 var macvlanModes = map[string]netlink.MacvlanMode{
 	"": netlink.MACVLAN_MODE_BRIDGE, "bridge": netlink.MACVLAN_MODE_BRIDGE, "private": netlink.MACVLAN_MODE_PRIVATE,
@@ -127,7 +149,7 @@ func (d *Driver) Prepare(nw *driver.Network, existing []*driver.Network) (json.R
 		st.Created = true
 		return json.Marshal(st)
 	}
-	l, ok, err := d.host.LinkByName(parent)
+	l, ok, err := d.host.Link(parent)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +180,7 @@ func (d *Driver) CreateNetwork(nw *driver.Network) error {
 	if err := d.ensureParent(st); err != nil {
 		return err
 	}
-	l, ok, err := d.host.LinkByName(st.Parent)
+	l, ok, err := d.host.Link(st.Parent)
 	if err != nil {
 		return err
 	}
@@ -171,7 +193,7 @@ func (d *Driver) CreateNetwork(nw *driver.Network) error {
 // ensureParent makes the parent berth creates for the network when it is
 // not there.
 func (d *Driver) ensureParent(st State) error {
-	if _, ok, err := d.host.LinkByName(st.Parent); err != nil || ok {
+	if _, ok, err := d.host.Link(st.Parent); err != nil || ok {
 		return err
 	}
 	if !st.Created {
@@ -181,7 +203,7 @@ func (d *Driver) ensureParent(st State) error {
 		return d.host.AddDummy(st.Parent)
 	}
 	base, id, _ := strings.Cut(st.Parent, ".")
-	l, ok, err := d.host.LinkByName(base)
+	l, ok, err := d.host.Link(base)
 	if err != nil {
 		return err
 	}
@@ -198,22 +220,26 @@ func (d *Driver) DeleteNetwork(nw *driver.Network) error {
 		return err
 	}
 	if st.Created {
-		return d.host.Retire(st.Parent)
+		return d.reaper.Retire(st.Parent)
 	}
 	return nil
 }
 
-func (d *Driver) Join(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) error {
+// Join makes the endpoint's interface on the parent inside the namespace.
+// The sandbox routes through the segment's router, the subnet's gateway;
+// ipvlan's l3 modes route out of the interface instead, as Docker sets
+// them up.
+func (d *Driver) Join(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) (driver.JoinInfo, error) {
 	st, err := stateOf(nw)
 	if err != nil {
-		return err
+		return driver.JoinInfo{}, err
 	}
-	parent, ok, err := d.host.LinkByName(st.Parent)
+	parent, ok, err := d.host.Link(st.Parent)
 	if err != nil {
-		return err
+		return driver.JoinInfo{}, err
 	}
 	if !ok {
-		return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("parent interface %s of network %s is gone", st.Parent, nw.Name))
+		return driver.JoinInfo{}, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("parent interface %s of network %s is gone", st.Parent, nw.Name))
 	}
 	spec := netdev.LowerSpec{Parent: parent.Index, Name: ep.IfName, MAC: ep.MAC, NS: ns}
 	if d.kind == "macvlan" {
@@ -224,13 +250,20 @@ func (d *Driver) Join(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namesp
 		err = d.host.AddIPVlan(spec, ipvlanModes[nw.Options[OptionIPVlanMode]], ipvlanFlags[nw.Options[OptionIPVlanFlag]])
 	}
 	if err != nil {
-		return err
+		return driver.JoinInfo{}, err
 	}
-	if _, err := ns.ConfigureInterface(netdev.Interface{Name: ep.IfName, Addrs: endpointAddrs(ep)}); err != nil {
-		ns.DeleteInterface(ep.IfName)
-		return err
+	if _, err := ns.Configure(netdev.Interface{Name: ep.IfName, Addrs: ep.Addrs()}); err != nil {
+		ns.Delete(ep.IfName)
+		return driver.JoinInfo{}, err
 	}
-	return nil
+	return d.joinInfo(nw, ep), nil
+}
+
+func (d *Driver) joinInfo(nw *driver.Network, ep *driver.Endpoint) driver.JoinInfo {
+	info := driver.Gateways(nw, ep)
+	m := nw.Options[OptionIPVlanMode]
+	info.DefaultViaDevice = d.kind == "ipvlan" && (m == "l3" || m == "l3s")
+	return info
 }
 
 // Leave takes the interface out of service at once; the kernel's slow
@@ -239,11 +272,12 @@ func (d *Driver) Leave(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Names
 	if ns == nil {
 		return nil
 	}
-	return d.host.RetireInside(ns, ep.IfName, endpointAddrs(ep))
+	return d.reaper.RetireInside(ns, ep.IfName, ep.Addrs())
 }
 
-func (d *Driver) Attached(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) (bool, error) {
-	return ns.HasInterface(netdev.Interface{Name: ep.IfName, Addrs: endpointAddrs(ep)})
+func (d *Driver) Restore(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) (driver.JoinInfo, bool, error) {
+	ok, err := ns.HasInterface(netdev.Interface{Name: ep.IfName, Addrs: ep.Addrs()})
+	return d.joinInfo(nw, ep), ok, err
 }
 
 func (d *Driver) Devices(nw *driver.Network) []string {
@@ -252,23 +286,6 @@ func (d *Driver) Devices(nw *driver.Network) []string {
 		return nil
 	}
 	return []string{st.Parent}
-}
-
-func endpointAddrs(ep *driver.Endpoint) []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range []netip.Prefix{ep.IPv4, ep.IPv6} {
-		if p.IsValid() {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// DefaultViaDevice: ipvlan's l3 modes route without a gateway, as Docker
-// sets them up.
-func (d *Driver) DefaultViaDevice(nw *driver.Network) bool {
-	m := nw.Options[OptionIPVlanMode]
-	return d.kind == "ipvlan" && (m == "l3" || m == "l3s")
 }
 
 // checkKernel tells whether the kernel has the driver's link kind, by

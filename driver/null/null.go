@@ -5,4 +5,6 @@ package null
 import "github.com/berth-net/berth/driver"
 
 // New returns the null driver.
-func New() driver.Driver { return driver.Stateless{DriverName: "null"} }
+func New() driver.Driver {
+	return driver.Stateless{DriverName: "null", Network: "none", Sharing: driver.Alone}
+}
