@@ -21,13 +21,13 @@ func (d Stateless) Capabilities() Capabilities {
 	return Capabilities{Scope: ScopeLocal, Sharing: d.Sharing, Singleton: true, Predefined: []Predefined{{Name: d.Network}}}
 }
 
-func (Stateless) ValidateOptions(map[string]string) error                       { return nil }
-func (Stateless) Prepare(*Network, []*Network) (json.RawMessage, error)         { return nil, nil }
-func (Stateless) Describe(*Network) NetworkInfo                                 { return NetworkInfo{} }
-func (Stateless) CreateNetwork(*Network) error                                  { return nil }
-func (Stateless) DeleteNetwork(*Network) error                                  { return nil }
-func (Stateless) Leave(*Network, *Endpoint, *netdev.Namespace) error            { return nil }
-func (Stateless) Devices(*Network) []string                                     { return nil }
+func (Stateless) ValidateOptions(map[string]string) error               { return nil }
+func (Stateless) Prepare(*Network, []*Network) (json.RawMessage, error) { return nil, nil }
+func (Stateless) Describe(*Network) NetworkInfo                         { return NetworkInfo{} }
+func (Stateless) CreateNetwork(*Network) error                          { return nil }
+func (Stateless) DeleteNetwork(*Network) error                          { return nil }
+func (Stateless) Leave(*Network, *Endpoint, *netdev.Namespace) error    { return nil }
+func (Stateless) Devices(*Network) []string                             { return nil }
 
 func (Stateless) Join(*Network, *Endpoint, *netdev.Namespace) (JoinInfo, error) {
 	return JoinInfo{}, nil

@@ -40,7 +40,9 @@ func linkOf(l netlink.Link) Link {
 
 // byIndex names a link by index alone: enough for requests on it, with no
 // lookup.
-func byIndex(index int) netlink.Link { return &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: index}} }
+func byIndex(index int) netlink.Link {
+	return &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: index}}
+}
 
 // Link returns the named device, or ok=false when there is none.
 func (l *Links) Link(name string) (Link, bool, error) {

@@ -416,9 +416,9 @@ func (d *fakeDriver) failure(op string) error {
 	return d.fail[op]
 }
 
-func (d *fakeDriver) Name() string                              { return d.name }
-func (d *fakeDriver) Capabilities() driver.Capabilities         { return d.caps }
-func (d *fakeDriver) Devices(nw *driver.Network) []string       { return []string{"br-" + nw.Name} }
+func (d *fakeDriver) Name() string                        { return d.name }
+func (d *fakeDriver) Capabilities() driver.Capabilities   { return d.caps }
+func (d *fakeDriver) Devices(nw *driver.Network) []string { return []string{"br-" + nw.Name} }
 func (d *fakeDriver) ValidateOptions(opts map[string]string) error {
 	if v, ok := opts["bad"]; ok {
 		return invalid("bad option %s", v)
