@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/miekg/dns"
+
 	"github.com/berth-net/berth/driver"
 	"github.com/berth-net/berth/firewall"
 	"github.com/berth-net/berth/ipam"
@@ -47,14 +49,16 @@ type fakeKernel struct {
 	fail map[string]error
 	// busyPorts are host ports another process holds.
 	busyPorts map[uint16]bool
-	// listeners made for resolver sockets, to close after the test.
-	listeners []io.Closer
+	// resolvers are the UDP addresses of the resolver sockets made in
+	// each namespace.
+	resolvers map[*netdev.Namespace]netip.AddrPort
 }
 
 func newFakeKernel() *fakeKernel {
 	return &fakeKernel{
 		namespaces: map[string]*netdev.Namespace{}, paths: map[*netdev.Namespace]string{},
 		routes: map[string]map[string]string{}, ports: map[string]bool{}, fail: map[string]error{}, busyPorts: map[uint16]bool{},
+		resolvers: map[*netdev.Namespace]netip.AddrPort{},
 	}
 }
 
@@ -139,6 +143,9 @@ func (k *fakeKernel) ReservePort(proto string, addr netip.Addr, port uint16, v6 
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.busyPorts[port] {
+		if !addr.IsValid() {
+			addr = netip.IPv4Unspecified()
+		}
 		return nil, fmt.Errorf("listen %s: bind: address already in use", netip.AddrPortFrom(addr, port))
 	}
 	key := fmt.Sprintf("%s %s v6=%v", proto, netip.AddrPortFrom(addr, port), v6)
@@ -261,7 +268,7 @@ func (k *fakeKernel) AddRoute(ns *netdev.Namespace, ifName string, r driver.Rout
 	return nil
 }
 
-func (k *fakeKernel) Listen(_ *netdev.Namespace, addr netip.Addr) (*net.UDPConn, net.Listener, error) {
+func (k *fakeKernel) Listen(ns *netdev.Namespace, addr netip.Addr) (*net.UDPConn, net.Listener, error) {
 	if err := k.failure("Listen"); err != nil {
 		return nil, nil, err
 	}
@@ -274,16 +281,20 @@ func (k *fakeKernel) Listen(_ *netdev.Namespace, addr netip.Addr) (*net.UDPConn,
 		udp.Close()
 		return nil, nil, err
 	}
+	k.mu.Lock()
+	k.resolvers[ns] = netip.MustParseAddrPort(udp.LocalAddr().String())
+	k.mu.Unlock()
 	return udp, tcp, nil
 }
 
 // fakeFirewall keeps the state the controller's changes leave.
 type fakeFirewall struct {
-	mu        sync.Mutex
-	networks  map[string]firewall.Network
-	bindings  map[firewall.Binding]bool
-	isolated  map[string]bool
-	redirects map[int][2]uint16
+	mu       sync.Mutex
+	networks map[string]firewall.Network
+	bindings map[firewall.Binding]bool
+	isolated map[string]bool
+	// redirects are the resolver ports DNS was redirected to.
+	redirects []uint16
 	applied   int
 	rebuilt   int
 	fail      error
@@ -292,7 +303,7 @@ type fakeFirewall struct {
 }
 
 func newFakeFirewall() *fakeFirewall {
-	return &fakeFirewall{networks: map[string]firewall.Network{}, bindings: map[firewall.Binding]bool{}, isolated: map[string]bool{}, redirects: map[int][2]uint16{}}
+	return &fakeFirewall{networks: map[string]firewall.Network{}, bindings: map[firewall.Binding]bool{}, isolated: map[string]bool{}}
 }
 
 func (f *fakeFirewall) Rebuild(nets []firewall.Network, binds []firewall.Binding) error {
@@ -350,7 +361,7 @@ func (f *fakeFirewall) RedirectDNS(nsFd int, udp, tcp uint16) error {
 	if f.fail != nil {
 		return f.fail
 	}
-	f.redirects[nsFd] = [2]uint16{udp, tcp}
+	f.redirects = append(f.redirects, udp)
 	return nil
 }
 
@@ -507,12 +518,31 @@ func (d *fakeDriver) joinedCount() int {
 type testbed struct {
 	t      testing.TB
 	c      *Controller
-	store  store.Store
+	store  *flakyStore
 	kernel *fakeKernel
 	fw     *fakeFirewall
 	bridge *fakeDriver
 	dns    *DNS
 	cfg    Config
+	// upstream answers every forwarded name with NXDOMAIN.
+	upstream netip.AddrPort
+}
+
+// nxdomainServer is an upstream DNS server on loopback that knows no name.
+func nxdomainServer(t testing.TB) netip.AddrPort {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeNameError)
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return netip.MustParseAddrPort(pc.LocalAddr().String())
 }
 
 // host and none drivers, as the real ones describe themselves.
@@ -530,11 +560,13 @@ func newTestbed(t testing.TB, extra ...driver.Driver) *testbed {
 	br := bridgeLike("bridge")
 	br.caps.Predefined = []driver.Predefined{{Name: NameBridge, Options: map[string]string{"default": "true"}}}
 	table := resolver.NewTable()
+	upstream := nxdomainServer(t)
 	tb := &testbed{
-		t: t, store: store.NewMemory(), kernel: newFakeKernel(), fw: newFakeFirewall(), bridge: br,
+		t: t, store: &flakyStore{Store: store.NewMemory(), fail: map[string]error{}}, kernel: newFakeKernel(), fw: newFakeFirewall(), bridge: br,
+		upstream: upstream,
 		dns: &DNS{
 			Table: table, Resolver: resolver.New(table, resolver.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}),
-			Upstreams: func() []netip.AddrPort { return []netip.AddrPort{netip.MustParseAddrPort("192.0.2.53:53")} },
+			Upstreams: func() []netip.AddrPort { return []netip.AddrPort{upstream} },
 		},
 	}
 	tb.cfg = Config{
@@ -606,4 +638,50 @@ func (tb *testbed) records(bucket string) int {
 		tb.t.Fatal(err)
 	}
 	return n
+}
+
+// flakyStore fails writes to chosen buckets, for rollback tests.
+type flakyStore struct {
+	store.Store
+	mu   sync.Mutex
+	fail map[string]error // bucket → error of Put and Delete there
+}
+
+func (s *flakyStore) failBucket(bucket string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		delete(s.fail, bucket)
+	} else {
+		s.fail[bucket] = err
+	}
+}
+
+func (s *flakyStore) Update(fn func(store.Tx) error) error {
+	return s.Store.Update(func(tx store.Tx) error { return fn(flakyTx{tx, s}) })
+}
+
+type flakyTx struct {
+	store.Tx
+	s *flakyStore
+}
+
+func (t flakyTx) err(bucket string) error {
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	return t.s.fail[bucket]
+}
+
+func (t flakyTx) Put(bucket, key string, v []byte) error {
+	if err := t.err(bucket); err != nil {
+		return err
+	}
+	return t.Tx.Put(bucket, key, v)
+}
+
+func (t flakyTx) Delete(bucket, key string) error {
+	if err := t.err(bucket); err != nil {
+		return err
+	}
+	return t.Tx.Delete(bucket, key)
 }
