@@ -118,18 +118,21 @@ func New(cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	table := resolver.NewTable()
+	hostResolvConf := network.NewHostResolvConf("/etc/resolv.conf")
 	d.ctrl, err = network.New(network.Config{
-		Store:        st,
-		Kernel:       kernel{d.host, d.reaper},
-		Drivers:      d.drivers(),
-		Pools:        cfg.Pools,
-		NamespaceDir: filepath.Join(cfg.ExecRoot, "netns"),
-		Firewall:     d.fw,
+		Store:   st,
+		Kernel:  kernel{d.host, d.reaper},
+		Drivers: d.drivers(),
+		// Docker's default for networks created without -d.
+		DefaultDriver: "bridge",
+		Pools:         cfg.Pools,
+		NamespaceDir:  filepath.Join(cfg.ExecRoot, "netns"),
+		Firewall:      d.fw,
 		DNS: &network.DNS{
 			Table: table, Resolver: resolver.New(table, resolver.Options{Logger: cfg.Log}),
 			Upstreams: func() []netip.AddrPort {
 				if len(cfg.DNS) == 0 {
-					return network.HostUpstreams("/etc/resolv.conf")
+					return hostResolvConf.Upstreams()
 				}
 				var out []netip.AddrPort
 				for _, a := range cfg.DNS {

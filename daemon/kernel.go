@@ -37,20 +37,30 @@ func (kernel) CloseNamespace(ns *netdev.Namespace)       { ns.Close() }
 func (kernel) SameNamespace(a, b *netdev.Namespace) bool { return netdev.SameNamespace(a, b) }
 func (kernel) LoopbackUp(ns *netdev.Namespace) error     { return ns.LoopbackUp() }
 
-func (k kernel) SetDefaultRoute(ns *netdev.Namespace, ifName string, gw netip.Addr, viaDevice bool) error {
-	l, ok, err := ns.Link(ifName)
-	if err != nil || !ok {
+func (kernel) SetDefaultRoute(ns *netdev.Namespace, ifName string, ifIndex int, gw netip.Addr, viaDevice bool) error {
+	idx, err := index(ns, ifName, ifIndex)
+	if err != nil || idx == 0 {
 		return err
 	}
-	return ns.SetDefaultRoute(gw, l.Index, viaDevice)
+	return ns.SetDefaultRoute(gw, idx, viaDevice)
 }
 
-func (k kernel) AddRoute(ns *netdev.Namespace, ifName string, r driver.Route) error {
-	l, ok, err := ns.Link(ifName)
-	if err != nil || !ok {
+func (kernel) AddRoute(ns *netdev.Namespace, ifName string, ifIndex int, r driver.Route) error {
+	idx, err := index(ns, ifName, ifIndex)
+	if err != nil || idx == 0 {
 		return err
 	}
-	return ns.AddRoute(r.Dst, r.Via, l.Index)
+	return ns.AddRoute(r.Dst, r.Via, idx)
+}
+
+// index is an interface's index: the one known, else looked up; 0 when
+// the interface is not there.
+func index(ns *netdev.Namespace, name string, known int) (int, error) {
+	if known != 0 {
+		return known, nil
+	}
+	l, _, err := ns.Link(name)
+	return l.Index, err
 }
 
 // Listen opens the sockets on a locked thread inside the namespace: they

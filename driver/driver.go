@@ -131,6 +131,9 @@ func (ep *Endpoint) Addrs() []netip.Prefix {
 // its default routes may go and which routes it needs. The controller
 // decides which endpoint's gateway the sandbox routes through.
 type JoinInfo struct {
+	// Index is the interface's index inside the sandbox, when the driver
+	// knows it; 0 makes the controller look it up by name.
+	Index int
 	// Gateway4 and Gateway6 are the gateways the sandbox may route through
 	// this endpoint; zero for none of that family.
 	Gateway4 netip.Addr

@@ -83,15 +83,21 @@ func (h *Host) EnsureBridge(spec BridgeSpec) error {
 	case !isNotFound(err):
 		return fmt.Errorf("look up bridge %s: %w", spec.Name, err)
 	}
+	// The bridge is made with another MTU than its own, which is then set
+	// through the device: an MTU changed that way counts as the user's,
+	// and the bridge stops recomputing it from all its ports each time one
+	// is added or removed (work in proportion to the ports, under the
+	// kernel's rtnl lock).
+	first := minMTU
+	if spec.MTU == minMTU {
+		first++
+	}
 	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{
-		Name: spec.Name, MTU: spec.MTU, HardwareAddr: spec.MAC, Group: h.Owned, Flags: net.FlagUp,
+		Name: spec.Name, MTU: first, HardwareAddr: spec.MAC, Group: h.Owned, Flags: net.FlagUp,
 	}}
 	if err := h.h.LinkAdd(br); err != nil {
 		return fmt.Errorf("create bridge %s: %w", spec.Name, err)
 	}
-	// An MTU set through the device, not at creation, counts as the
-	// user's: the bridge then stops recomputing it from all its ports each
-	// time one is added or removed.
 	if err := h.h.LinkSetMTU(br, spec.MTU); err != nil {
 		h.h.LinkDel(br)
 		return fmt.Errorf("set MTU of bridge %s: %w", spec.Name, err)
@@ -104,6 +110,9 @@ func (h *Host) EnsureBridge(spec BridgeSpec) error {
 	}
 	return nil
 }
+
+// minMTU is the smallest MTU an IPv4 device may have.
+const minMTU = 68
 
 // ReuseBridge turns the spare bridge with index into the one spec asks
 // for: renamed, addressed, owned and up.

@@ -63,9 +63,10 @@ type Kernel interface {
 	SameNamespace(a, b *netdev.Namespace) bool
 	LoopbackUp(ns *netdev.Namespace) error
 	// SetDefaultRoute points ns's default route of gw's family at gw
-	// through ifName (viaDevice: out of ifName, no gateway).
-	SetDefaultRoute(ns *netdev.Namespace, ifName string, gw netip.Addr, viaDevice bool) error
-	AddRoute(ns *netdev.Namespace, ifName string, r driver.Route) error
+	// through the interface (viaDevice: out of it, no gateway). ifIndex 0
+	// means look the interface up by name.
+	SetDefaultRoute(ns *netdev.Namespace, ifName string, ifIndex int, gw netip.Addr, viaDevice bool) error
+	AddRoute(ns *netdev.Namespace, ifName string, ifIndex int, r driver.Route) error
 	// Listen opens a UDP socket and a TCP listener on addr, on ports the
 	// kernel picks, inside ns.
 	Listen(ns *netdev.Namespace, addr netip.Addr) (*net.UDPConn, net.Listener, error)
@@ -94,8 +95,10 @@ type DNS struct {
 type Config struct {
 	Store   store.Store
 	Drivers []driver.Driver
-	Kernel  Kernel
-	Pools   []ipam.PoolSpec
+	// DefaultDriver is the driver of networks created without one.
+	DefaultDriver string
+	Kernel        Kernel
+	Pools         []ipam.PoolSpec
 	// NamespaceDir is where berth mounts the namespaces it creates.
 	NamespaceDir string
 	Firewall     Firewall
@@ -112,12 +115,13 @@ type Controller struct {
 	store          store.Store
 	kernel         Kernel
 	drivers        map[string]driver.Driver
+	defaultDriver  string
 	space4         *ipam.Space
 	space6         *ipam.Space
 	nsDir          string
 	fw             Firewall
 	dns            *DNS
-	hostResolvConf string
+	hostResolvConf *HostResolvConf
 	ports          *ports
 	log            *slog.Logger
 

@@ -2,6 +2,8 @@ package network
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -184,11 +186,31 @@ func TestHostsAndResolvConf(t *testing.T) {
 			t.Errorf("%s:\n%s\nwant:\n%s", tc.name, got, tc.want)
 		}
 	}
-	if got := HostUpstreams("testdata/resolv.conf"); len(got) != 2 || got[0] != netip.MustParseAddrPort("127.0.0.53:53") {
+	if got := NewHostResolvConf("testdata/resolv.conf").Upstreams(); len(got) != 2 || got[0] != netip.MustParseAddrPort("127.0.0.53:53") {
 		t.Errorf("host upstreams %v: loopback ones included", got)
 	}
-	if got := HostUpstreams("testdata/missing"); len(got) != 0 {
+	if got := NewHostResolvConf("testdata/missing").Upstreams(); len(got) != 0 {
 		t.Errorf("upstreams of a missing file: %v", got)
+	}
+}
+
+func TestTheHostsResolvConfIsReadAgainWhenItChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "resolv.conf")
+	h := NewHostResolvConf(path)
+	if got := h.Upstreams(); len(got) != 0 {
+		t.Fatalf("upstreams of a missing file: %v", got)
+	}
+	for _, server := range []string{"192.0.2.1", "192.0.2.22"} {
+		if err := os.WriteFile(path+".new", []byte("nameserver "+server+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// Replaced as resolvconf and NetworkManager do: a new inode.
+		if err := os.Rename(path+".new", path); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.Upstreams(); len(got) != 1 || got[0].Addr().String() != server {
+			t.Errorf("after writing %s: %v", server, got)
+		}
 	}
 }
 

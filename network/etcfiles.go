@@ -7,6 +7,9 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
+	"time"
 )
 
 // Files are a sandbox's /etc/hosts and /etc/resolv.conf, for the caller
@@ -23,10 +26,13 @@ const hostsHeader = "127.0.0.1\tlocalhost\n" +
 	"ff02::1\tip6-allnodes\n" +
 	"ff02::2\tip6-allrouters\n"
 
-// files are a sandbox's /etc files as its endpoints are now. Called with
-// sb.mu held.
-func (c *Controller) files(sb *sbState) Files {
+// filesOf are a sandbox's /etc files as its endpoints are now, or nil for
+// a sandbox without a DNS configuration. Called with sb.mu held.
+func (c *Controller) filesOf(sb *sbState) *Files {
 	cfg := sb.rec.DNS
+	if cfg == nil {
+		return nil
+	}
 	var addrs []netip.Addr
 	for _, ep := range sb.endpoints {
 		for _, p := range []netip.Prefix{ep.rec.IPv4, ep.rec.IPv6} {
@@ -35,7 +41,7 @@ func (c *Controller) files(sb *sbState) Files {
 			}
 		}
 	}
-	return Files{Hosts: hostsFile(cfg, addrs), ResolvConf: c.ResolvConf(cfg)}
+	return &Files{Hosts: hostsFile(cfg, addrs), ResolvConf: c.ResolvConf(cfg)}
 }
 
 // hostsFile is Docker's /etc/hosts: the localhost lines, --add-host
@@ -69,7 +75,7 @@ func hostsFile(cfg *DNSConfig, addrs []netip.Addr) string {
 // another namespace), with --dns-search and --dns-option replacing the
 // host's.
 func (c *Controller) ResolvConf(cfg *DNSConfig) string {
-	servers, search, options := hostResolvers(c.hostResolvConf)
+	servers, search, options := c.hostResolvConf.read()
 	if len(cfg.Search) > 0 {
 		search = cfg.Search
 	}
@@ -109,9 +115,60 @@ func (c *Controller) ResolvConf(cfg *DNSConfig) string {
 	return b.String()
 }
 
-// hostResolvers reads the nameservers, search domains and options of a
+// HostResolvConf is the host's resolv.conf, read again only when it
+// changed: every connect looks at it.
+type HostResolvConf struct {
+	path string
+
+	mu                       sync.Mutex
+	stamp                    fileStamp
+	servers, search, options []string
+}
+
+// fileStamp tells one version of a file from another.
+type fileStamp struct {
+	ino, size int64
+	mtime     time.Time
+}
+
+// NewHostResolvConf reads the resolv.conf at path.
+func NewHostResolvConf(path string) *HostResolvConf { return &HostResolvConf{path: path} }
+
+// read returns the nameservers, search domains and options; a missing
+// file has none.
+func (h *HostResolvConf) read() (servers, search, options []string) {
+	var stamp fileStamp
+	if fi, err := os.Stat(h.path); err == nil {
+		stamp = fileStamp{size: fi.Size(), mtime: fi.ModTime()}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			stamp.ino = int64(st.Ino)
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if stamp != h.stamp || stamp == (fileStamp{}) {
+		h.servers, h.search, h.options = parseResolvConf(h.path)
+		h.stamp = stamp
+	}
+	return h.servers, h.search, h.options
+}
+
+// Upstreams are the nameservers as upstreams: loopback ones included,
+// since berthd asks them from the host's own namespace.
+func (h *HostResolvConf) Upstreams() []netip.AddrPort {
+	servers, _, _ := h.read()
+	var out []netip.AddrPort
+	for _, s := range servers {
+		if a, err := netip.ParseAddr(strings.TrimSpace(s)); err == nil {
+			out = append(out, netip.AddrPortFrom(a, 53))
+		}
+	}
+	return out
+}
+
+// parseResolvConf reads the nameservers, search domains and options of a
 // resolv.conf.
-func hostResolvers(path string) (servers, search, options []string) {
+func parseResolvConf(path string) (servers, search, options []string) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, nil
@@ -133,18 +190,4 @@ func hostResolvers(path string) (servers, search, options []string) {
 		}
 	}
 	return servers, search, options
-}
-
-// HostUpstreams reads the nameservers of a resolv.conf as upstreams:
-// loopback ones included, since berthd asks them from the host's own
-// namespace.
-func HostUpstreams(path string) []netip.AddrPort {
-	servers, _, _ := hostResolvers(path)
-	var out []netip.AddrPort
-	for _, s := range servers {
-		if a, err := netip.ParseAddr(strings.TrimSpace(s)); err == nil {
-			out = append(out, netip.AddrPortFrom(a, 53))
-		}
-	}
-	return out
 }

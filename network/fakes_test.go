@@ -240,7 +240,7 @@ func (k *fakeKernel) route(path, key string) string {
 	return k.routes[path][key]
 }
 
-func (k *fakeKernel) SetDefaultRoute(ns *netdev.Namespace, ifName string, gw netip.Addr, viaDevice bool) error {
+func (k *fakeKernel) SetDefaultRoute(ns *netdev.Namespace, ifName string, _ int, gw netip.Addr, viaDevice bool) error {
 	if err := k.failure("SetDefaultRoute"); err != nil {
 		return err
 	}
@@ -256,7 +256,7 @@ func (k *fakeKernel) SetDefaultRoute(ns *netdev.Namespace, ifName string, gw net
 	return nil
 }
 
-func (k *fakeKernel) AddRoute(ns *netdev.Namespace, ifName string, r driver.Route) error {
+func (k *fakeKernel) AddRoute(ns *netdev.Namespace, ifName string, _ int, r driver.Route) error {
 	if err := k.failure("AddRoute"); err != nil {
 		return err
 	}
@@ -570,7 +570,7 @@ func newTestbed(t testing.TB, extra ...driver.Driver) *testbed {
 		},
 	}
 	tb.cfg = Config{
-		Store: tb.store, Kernel: tb.kernel, Firewall: tb.fw, DNS: tb.dns,
+		Store: tb.store, Kernel: tb.kernel, Firewall: tb.fw, DNS: tb.dns, DefaultDriver: "bridge",
 		Drivers: append(append([]driver.Driver{br}, stateless()...), extra...),
 		Pools:   ipam.DefaultLocalPools(), NamespaceDir: "/run/test/netns",
 		HostResolvConf: "testdata/resolv.conf",

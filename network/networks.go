@@ -46,7 +46,7 @@ func (c *Controller) CreateNetwork(opts CreateOptions) (Network, error) {
 
 func (c *Controller) createNetwork(opts CreateOptions) (Network, error) {
 	if opts.Driver == "" {
-		opts.Driver = "bridge"
+		opts.Driver = c.defaultDriver
 	}
 	drv, ok := c.drivers[opts.Driver]
 	if !ok {

@@ -290,7 +290,7 @@ func (c *Controller) rebuildFirewall() error {
 			}
 		}
 		if err := c.kernel.AllowLocalnet(fn.Bridge); err != nil {
-			c.log.Warn("allow 127.0.0.1 through the bridge", "bridge", fn.Bridge, "err", err)
+			c.log.Warn("allow 127.0.0.1 through the network's device", "device", fn.Bridge, "err", err)
 		}
 	}
 	return c.fw.Rebuild(nets, binds)

@@ -31,9 +31,9 @@ func New(cfg Config) (*Controller, error) {
 		resolvConf = "/etc/resolv.conf"
 	}
 	c := &Controller{
-		store: cfg.Store, kernel: cfg.Kernel, drivers: map[string]driver.Driver{},
+		store: cfg.Store, kernel: cfg.Kernel, drivers: map[string]driver.Driver{}, defaultDriver: cfg.DefaultDriver,
 		space4: space4, space6: space6, nsDir: cfg.NamespaceDir, log: cfg.Log,
-		fw: cfg.Firewall, dns: cfg.DNS, hostResolvConf: resolvConf, ports: newPorts(cfg.Kernel),
+		fw: cfg.Firewall, dns: cfg.DNS, hostResolvConf: NewHostResolvConf(resolvConf), ports: newPorts(cfg.Kernel),
 		networks: map[string]*netState{}, netNames: map[string]string{},
 		sandboxes: map[string]*sbState{}, sbNames: map[string]string{},
 		pending: map[string][]netip.Prefix{},
@@ -327,7 +327,7 @@ func (c *Controller) rewire(sb *sbState, ep *epState) error {
 		return err
 	}
 	for _, r := range info.Routes {
-		if err := c.kernel.AddRoute(sb.ns, ep.rec.IfName, r); err != nil {
+		if err := c.kernel.AddRoute(sb.ns, ep.rec.IfName, info.Index, r); err != nil {
 			return err
 		}
 	}

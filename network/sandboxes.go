@@ -230,10 +230,7 @@ func (sb *sbState) detail(c *Controller) SandboxDetail {
 	for _, ep := range sb.endpoints {
 		d.Endpoints = append(d.Endpoints, ep.detail())
 	}
-	if sb.rec.DNS != nil {
-		f := c.files(sb)
-		d.Files = &f
-	}
+	d.Files = c.filesOf(sb)
 	return d
 }
 
@@ -298,7 +295,7 @@ func (c *Controller) Connect(sbTerm, netTerm string, opts EndpointOptions) (Endp
 	if err != nil {
 		return EndpointDetail{}, nil, err
 	}
-	return ep.detail(), sb.detail(c).Files, nil
+	return ep.detail(), c.filesOf(sb), nil
 }
 
 // CheckConnect validates, as Connect would, joining the network netTerm
@@ -443,7 +440,7 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (*epS
 		c.forget(ep)
 	}
 	for _, r := range info.Routes {
-		if err := c.kernel.AddRoute(sb.ns, ep.rec.IfName, r); err != nil {
+		if err := c.kernel.AddRoute(sb.ns, ep.rec.IfName, info.Index, r); err != nil {
 			undo()
 			return nil, fmt.Errorf("attach %s to %s: %w", sb.rec.Name, nw.rec.Name, err)
 		}
@@ -504,7 +501,7 @@ func (c *Controller) Disconnect(sbTerm, netTerm string, persist func(store.Tx) e
 			if err := c.leave(sb, ep, false, false, persist); err != nil {
 				return nil, err
 			}
-			return sb.detail(c).Files, nil
+			return c.filesOf(sb), nil
 		}
 	}
 	return nil, ErrNotConnected(sb.rec.ID, nw.rec.Name)
@@ -590,7 +587,7 @@ func (c *Controller) routeDefault(sb *sbState) error {
 			continue
 		}
 		gw := gatewayOf(want, v6)
-		if err := c.kernel.SetDefaultRoute(sb.ns, want.rec.IfName, gw, want.join.DefaultViaDevice); err != nil {
+		if err := c.kernel.SetDefaultRoute(sb.ns, want.rec.IfName, want.join.Index, gw, want.join.DefaultViaDevice); err != nil {
 			errs = append(errs, err)
 			continue
 		}

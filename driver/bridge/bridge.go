@@ -270,7 +270,9 @@ func (d *Driver) Join(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namesp
 	d.mu.Lock()
 	d.ports[ep.ID] = vethIndexes{host: hostIdx, peer: peerIdx}
 	d.mu.Unlock()
-	return driver.Gateways(nw, ep), nil
+	info := driver.Gateways(nw, ep)
+	info.Index = peerIdx
+	return info, nil
 }
 
 // Leave sets the inside end down — from then on the pair carries nothing —

@@ -252,11 +252,14 @@ func (d *Driver) Join(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namesp
 	if err != nil {
 		return driver.JoinInfo{}, err
 	}
-	if _, err := ns.Configure(netdev.Interface{Name: ep.IfName, Addrs: ep.Addrs()}); err != nil {
+	idx, err := ns.Configure(netdev.Interface{Name: ep.IfName, Addrs: ep.Addrs()})
+	if err != nil {
 		ns.Delete(ep.IfName)
 		return driver.JoinInfo{}, err
 	}
-	return d.joinInfo(nw, ep), nil
+	info := d.joinInfo(nw, ep)
+	info.Index = idx
+	return info, nil
 }
 
 func (d *Driver) joinInfo(nw *driver.Network, ep *driver.Endpoint) driver.JoinInfo {
