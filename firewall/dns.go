@@ -29,9 +29,8 @@ func (f *Firewall) RedirectDNS(nsFd int, udpPort, tcpPort uint16) error {
 	conn.AddTable(t)
 	out := conn.AddChain(&nftables.Chain{Name: "output", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest})
-	for proto, port := range map[byte]uint16{unix.IPPROTO_UDP: udpPort, unix.IPPROTO_TCP: tcpPort} {
-		conn.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: dnsRedirect(proto, port)})
-	}
+	conn.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: dnsRedirect(unix.IPPROTO_UDP, udpPort)})
+	conn.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: dnsRedirect(unix.IPPROTO_TCP, tcpPort)})
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("redirect DNS in the container: %w", err)
 	}

@@ -2,6 +2,8 @@ package firewall
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/google/nftables"
@@ -14,7 +16,7 @@ import (
 const (
 	setBridges    = "bridges"    // every berth bridge
 	setInternal   = "internal"   // bridges of internal networks
-	setMasquerade = "masquerade" // bridges whose traffic out of the host is masqueraded
+	setMasquerade = "masq"       // bridges whose traffic out of the host is masqueraded ("masquerade" is a keyword nft cannot name a set by)
 	setIsolated   = "isolated"   // ports of bridges with enable_icc=false (bridge table)
 	setIntra      = "intra"      // bridge . bridge of networks whose containers talk to each other
 	mapPorts4     = "ports4"     // proto . port → address . port, on every host address
@@ -149,8 +151,9 @@ func (f *Firewall) Rebuild(nets []Network, binds []Binding) error {
 		f.conn.AddTable(t)
 	}
 	f.sets = f.newSets()
-	for name, s := range f.sets {
-		if err := f.conn.AddSet(s, want[name]); err != nil {
+	// In the order of their names: one state, one batch.
+	for _, name := range slices.Sorted(maps.Keys(f.sets)) {
+		if err := f.conn.AddSet(f.sets[name], want[name]); err != nil {
 			return fmt.Errorf("firewall set %s: %w", name, err)
 		}
 	}
@@ -198,13 +201,13 @@ func (f *Firewall) Apply(c Change) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for name, els := range del {
-		if err := f.conn.SetDeleteElements(f.sets[name], els); err != nil {
+	for _, name := range slices.Sorted(maps.Keys(del)) {
+		if err := f.conn.SetDeleteElements(f.sets[name], del[name]); err != nil {
 			return err
 		}
 	}
-	for name, els := range add {
-		if err := f.conn.SetAddElements(f.sets[name], els); err != nil {
+	for _, name := range slices.Sorted(maps.Keys(add)) {
+		if err := f.conn.SetAddElements(f.sets[name], add[name]); err != nil {
 			return err
 		}
 	}
@@ -377,7 +380,8 @@ func (f *Firewall) ForwardDrops() ([]string, error) {
 		if c.Table.Name == f.inet.Name || c.Hooknum == nil || *c.Hooknum != *nftables.ChainHookForward {
 			continue
 		}
-		if c.Policy != nil && *c.Policy == nftables.ChainPolicyDrop && c.Table.Family != nftables.TableFamilyBridge {
+		// Bridge and ARP chains on the forward hook see other traffic.
+		if c.Policy != nil && *c.Policy == nftables.ChainPolicyDrop && c.Table.Family != nftables.TableFamilyBridge && c.Table.Family != nftables.TableFamilyARP {
 			out = append(out, fmt.Sprintf("%s %s %s", familyName(c.Table.Family), c.Table.Name, c.Name))
 		}
 	}
