@@ -4,7 +4,10 @@
 // the lifecycle (create, start, stop, kill, restart, wait, remove) with the
 // container records in the store.
 //
-// It does not wire networks itself: it asks a Networks implementation (the
-// network controller) for a sandbox and its endpoints, and it does not
-// unpack images: it asks an Images implementation for a root filesystem.
+// It does not wire networks itself: the network controller does the whole
+// attach (addresses, interfaces, firewall, names, resolver) and returns
+// the namespace and the /etc/hosts and resolv.conf content, which this
+// package writes into the container's bundle. It imports neither the
+// firewall nor the resolver. It does not unpack images either: it asks an
+// Images implementation for a root filesystem.
 package container

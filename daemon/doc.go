@@ -1,7 +1,9 @@
 // Package daemon is berthd: it opens the store, builds the controller and
-// serves the HTTP API — the network part of the Docker Engine API, with
+// serves the HTTP API — the Docker Engine API berth implements, with
 // Docker's JSON (the types of github.com/moby/moby/api), plus berth's own
 // sandbox routes. It translates between HTTP and the controller and maps
 // typed errors to HTTP statuses in one place; it decides nothing about
-// networks itself.
+// networks itself. It is also the one place that wires berth together:
+// which drivers exist (drivers.go), the kernel edge the controller works
+// through (kernel.go), the firewall, the resolver and the stores.
 package daemon

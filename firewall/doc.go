@@ -8,5 +8,6 @@
 // update, not a new rule, and costs the same at 10,000 ports as at one. The
 // whole table is built in one netlink transaction, and every change after
 // that is one transaction too. The package never reads or writes any table
-// but its own.
+// but its own, besides the small table of berth's in a container's
+// namespace that sends 127.0.0.11:53 to the resolver's sockets.
 package firewall
