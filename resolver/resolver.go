@@ -12,10 +12,10 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/net/ipv4"
 )
 
 const (
@@ -150,6 +150,9 @@ type Attachment struct {
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
+	// noGSO is set once the kernel refused an answer sent with UDP GSO;
+	// only serveUDP uses it.
+	noGSO bool
 }
 
 // Attach serves queries arriving on udp and tcp (which may be nil) with
@@ -217,17 +220,13 @@ type scratch struct {
 
 // batch is the memory to answer batchSize queries at once.
 type batch struct {
-	in, out []ipv4.Message
-	s       [batchSize]scratch
+	in  *inbox
+	out *replies
+	s   [batchSize]scratch
 }
 
 var batches = sync.Pool{New: func() any {
-	b := &batch{in: make([]ipv4.Message, batchSize), out: make([]ipv4.Message, batchSize)}
-	for i := range batchSize {
-		b.in[i].Buffers = [][]byte{make([]byte, maxQuery)}
-		b.out[i].Buffers = make([][]byte, 1)
-	}
-	return b
+	return &batch{in: newInbox(batchSize), out: newReplies(batchSize)}
 }}
 
 // serveUDP reads and answers queries a batch at a time, one system call
@@ -235,10 +234,14 @@ var batches = sync.Pool{New: func() any {
 // waits on one buffer; the first query borrows a batch from a pool, which
 // goes back after a second without queries.
 func (a *Attachment) serveUDP() {
-	pc := ipv4.NewPacketConn(a.udp) // batches work on IPv6 sockets too
-	wait := []ipv4.Message{{Buffers: [][]byte{make([]byte, maxQuery)}}}
+	rc, err := a.udp.SyscallConn()
+	if err != nil {
+		a.r.log.Warn("dns socket unusable", "err", err)
+		return
+	}
+	wait := newInbox(1)
 	for {
-		if _, err := pc.ReadBatch(wait, 0); err != nil {
+		if _, err := wait.read(rc); err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -246,8 +249,8 @@ func (a *Attachment) serveUDP() {
 			continue
 		}
 		b := batches.Get().(*batch)
-		wait[0], b.in[0] = b.in[0], wait[0]
-		err := a.serveBatches(pc, b)
+		b.in.swap(0, wait, 0)
+		err := a.serveBatches(rc, b)
 		batches.Put(b)
 		if errors.Is(err, net.ErrClosed) {
 			return
@@ -255,41 +258,51 @@ func (a *Attachment) serveUDP() {
 	}
 }
 
-// serveBatches answers the query in b.in[0], then whatever comes until the
-// socket has been quiet for batchIdle.
-func (a *Attachment) serveBatches(pc *ipv4.PacketConn, b *batch) error {
-	defer pc.SetReadDeadline(time.Time{})
+// serveBatches answers the query in b.in's first slot, then whatever comes
+// until the socket has been quiet for batchIdle.
+func (a *Attachment) serveBatches(rc syscall.RawConn, b *batch) error {
+	defer a.udp.SetReadDeadline(time.Time{})
 	var deadline time.Time
 	for n := 1; ; {
-		a.answerBatch(pc, b, n)
+		a.answerBatch(rc, b, n)
 		// Moving the deadline costs a timer update: do it once in a
 		// while, not for every batch.
 		if now := time.Now(); deadline.Sub(now) < batchIdle/2 {
 			deadline = now.Add(batchIdle)
-			pc.SetReadDeadline(deadline)
+			a.udp.SetReadDeadline(deadline)
 		}
 		var err error
-		if n, err = pc.ReadBatch(b.in, 0); err != nil {
+		if n, err = b.in.read(rc); err != nil {
 			return err
 		}
 	}
 }
 
-func (a *Attachment) answerBatch(pc *ipv4.PacketConn, b *batch, n int) {
-	k := 0
-	for i, m := range b.in[:n] {
-		from := m.Addr.(*net.UDPAddr).AddrPort()
-		if resp := a.answerUDP(m.Buffers[0][:m.N], from, &b.s[i]); resp != nil {
-			b.out[k].Buffers[0], b.out[k].Addr = resp, m.Addr
-			k++
+// answerBatch answers the n queries read into b and sends the answers with
+// one system call, those of one size to one client as one GSO datagram.
+func (a *Attachment) answerBatch(rc syscall.RawConn, b *batch, n int) {
+	out := b.out
+	out.list = out.list[:0]
+	for i := range n {
+		msg, from := b.in.msg(i)
+		if resp := a.answerUDP(msg, from, &b.s[i]); resp != nil {
+			out.list = append(out.list, answer{resp, b.in.from(i)})
 		}
 	}
-	for sent := 0; sent < k; {
-		m, err := pc.WriteBatch(b.out[sent:k], 0)
-		if err != nil {
-			m = 1 // this client cannot be answered; the others can
+	gso := !a.noGSO
+	d := out.pack(gso)
+	for sent := 0; sent < d; {
+		m, err := out.write(rc, sent, d)
+		if err == nil {
+			sent += m
+			continue
 		}
-		sent += m
+		if gso && out.bundled(sent) && gsoRefused(err) {
+			// This path takes no GSO: answer one by one from now on.
+			a.noGSO = true
+			out.writeEach(rc, sent)
+		}
+		sent++ // this client cannot be answered; the others can
 	}
 }
 
