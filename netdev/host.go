@@ -6,8 +6,11 @@ import (
 	"hash/fnv"
 	"net"
 	"net/netip"
+	"os"
+	"runtime"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,6 +26,8 @@ type Host struct {
 	// Spare is the link group of bridges taken out of service, kept a while
 	// for new networks to reuse.
 	Spare uint32
+	// self is the namespace the host was opened in.
+	self netns.NsHandle
 }
 
 // Groups returns the link groups of a daemon instance's live devices,
@@ -39,19 +44,45 @@ func Groups(instance string) (owned, retired, spare uint32) {
 // (berthd passes its root directory), so two daemons sharing a namespace never
 // claim each other's devices.
 func NewHost(instance string) (*Host, error) {
-	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	self, err := netns.Get()
 	if err != nil {
+		return nil, fmt.Errorf("open the current network namespace: %w", err)
+	}
+	h, err := netlink.NewHandleAt(self, unix.NETLINK_ROUTE)
+	if err != nil {
+		self.Close()
 		return nil, fmt.Errorf("open netlink: %w", err)
 	}
 	owned, retired, spare := Groups(instance)
-	return &Host{
-		Links: Links{h: h, where: "the host", run: func(fn func() error) error { return fn() }},
-		Owned: owned, Retired: retired, Spare: spare,
-	}, nil
+	host := &Host{Owned: owned, Retired: retired, Spare: spare, self: self}
+	host.Links = Links{h: h, where: "the host", run: host.do}
+	return host, nil
+}
+
+// do runs fn on a thread in the host's namespace: the calling one when it
+// is there, as it always is in berthd, else one that enters it (a test
+// that made its host in a namespace of its own). Writes to /proc/sys/net
+// and raw netlink requests act on the calling thread's namespace.
+func (h *Host) do(fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cur, err := netns.Get()
+	if err != nil {
+		return fmt.Errorf("the current network namespace: %w", err)
+	}
+	here := cur.Equal(h.self)
+	cur.Close()
+	if here {
+		return fn()
+	}
+	return RunIn(h.self, "the host", fn)
 }
 
 // Close releases the handle.
-func (h *Host) Close() { h.h.Close() }
+func (h *Host) Close() {
+	h.h.Close()
+	h.self.Close()
+}
 
 // Owns tells whether l belongs to this daemon.
 func (h *Host) Owns(l Link) bool { return h.ownsGroup(l.Group) }
@@ -195,11 +226,13 @@ func (h *Host) AddVeth(spec VethSpec) (int, error) {
 		}
 		return 0, fmt.Errorf("create veth %s: %w", spec.HostName, err)
 	}
-	// The host end is a bridge port and needs no IPv6 address of its own.
-	// Without one it adds no link-local routes to the host's table, whose
-	// every walk (each time a device goes down) would otherwise grow with
-	// the number of endpoints.
-	err := h.h.LinkSetIP6AddrGenMode(v, nlIPv6GenNone)
+	// The host end is a bridge port: it forwards frames of every family
+	// and needs no IPv6 of its own. With IPv6 on, even without addresses,
+	// each port adds a multicast route (ff00::/8) to the host's IPv6
+	// table, which the kernel walks and inserts into in proportion to its
+	// size whenever a device comes up or goes down: attach cost grew with
+	// the endpoints.
+	err := h.do(func() error { return disableIPv6(spec.HostName) })
 	if err == nil {
 		err = h.h.LinkSetUp(v)
 	}
@@ -208,6 +241,16 @@ func (h *Host) AddVeth(spec VethSpec) (int, error) {
 		return 0, fmt.Errorf("set up veth %s: %w", spec.HostName, err)
 	}
 	return v.Attrs().Index, nil
+}
+
+// disableIPv6 turns IPv6 off on a device of the host. A kernel without
+// IPv6 has nothing to turn off.
+func disableIPv6(dev string) error {
+	err := os.WriteFile("/proc/sys/net/ipv6/conf/"+dev+"/disable_ipv6", []byte("1"), 0o644)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // Prefixes returns the host's IPv4 and IPv6 routes and addresses (as
