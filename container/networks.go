@@ -62,11 +62,6 @@ func (m *Manager) Connect(term, netTerm string, cfg *ntypes.EndpointSettings) er
 	return m.writeHosts(c, files)
 }
 
-// persist writes a container's record inside another store transaction.
-func (m *Manager) persist(c *Container) func(store.Tx) error {
-	return func(tx store.Tx) error { return store.PutJSON(tx, bucketContainers, c.ID, c) }
-}
-
 // Disconnect detaches a container from a network.
 func (m *Manager) Disconnect(term, netTerm string) error {
 	e, err := m.find(term)
@@ -79,24 +74,29 @@ func (m *Manager) Disconnect(term, netTerm string) error {
 	if string(c.Host.NetworkMode) == modeHost {
 		return network.ErrHostNetwork
 	}
-	name := netTerm
-	if n, err := m.cfg.Networks.LookupNetwork(netTerm); err == nil {
-		name = n.Name
-	}
-	i := slices.IndexFunc(c.Networks, func(a NetworkAttachment) bool { return a.Network == name })
-	if i < 0 {
-		return network.ErrNotConnected(c.ID, netTerm)
-	}
 	before := c.Networks
-	c.Networks = slices.Delete(slices.Clone(c.Networks), i, i+1)
 	if !c.State.Running() {
+		name := netTerm
+		if n, err := m.cfg.Networks.LookupNetwork(netTerm); err == nil {
+			name = n.Name
+		}
+		i := slices.IndexFunc(c.Networks, func(a NetworkAttachment) bool { return a.Network == name })
+		if i < 0 {
+			return network.ErrNotConnected(c.ID, netTerm)
+		}
+		c.Networks = slices.Delete(slices.Clone(c.Networks), i, i+1)
 		if err := m.save(e); err != nil {
 			c.Networks = before
 			return err
 		}
 		return nil
 	}
-	files, err := m.cfg.Networks.Disconnect(c.ID, name, m.persist(c))
+	// The record is written with the endpoint's removal, in its
+	// transaction, without the network as the controller found it.
+	files, err := m.cfg.Networks.Disconnect(c.ID, netTerm, func(tx store.Tx, n network.NetworkRef) error {
+		c.Networks = slices.DeleteFunc(slices.Clone(before), func(a NetworkAttachment) bool { return a.Network == n.Name })
+		return store.PutJSON(tx, bucketContainers, c.ID, c)
+	})
 	if err != nil {
 		c.Networks = before
 		return err

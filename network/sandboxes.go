@@ -480,10 +480,11 @@ func driverEndpoint(rec *Endpoint) *driver.Endpoint {
 }
 
 // Disconnect detaches a sandbox from a network. persist, when not nil,
-// writes the caller's record of the change in the same store transaction.
+// writes the caller's record of the change, knowing the network, in the
+// same store transaction.
 // It returns the sandbox's /etc files as they are now, for a sandbox with
 // a DNS configuration.
-func (c *Controller) Disconnect(sbTerm, netTerm string, persist func(store.Tx) error) (*Files, error) {
+func (c *Controller) Disconnect(sbTerm, netTerm string, persist func(store.Tx, NetworkRef) error) (*Files, error) {
 	nw, err := c.network(netTerm)
 	if err != nil {
 		return nil, err
@@ -510,7 +511,7 @@ func (c *Controller) Disconnect(sbTerm, netTerm string, persist func(store.Tx) e
 // leave takes an endpoint out of service and forgets it. nsGoing says the
 // sandbox is going away, so its default route needs no care. Called with
 // sb.mu held.
-func (c *Controller) leave(sb *sbState, ep *epState, nsGoing, keepStatic bool, persist func(store.Tx) error) error {
+func (c *Controller) leave(sb *sbState, ep *epState, nsGoing, keepStatic bool, persist func(store.Tx, NetworkRef) error) error {
 	fwCh := reverse(endpointChange(ep.nw, &ep.rec))
 	if err := c.applyFirewall(fwCh); err != nil {
 		return fmt.Errorf("unpublish ports of %s: %w", sb.rec.Name, err)
@@ -529,7 +530,7 @@ func (c *Controller) leave(sb *sbState, ep *epState, nsGoing, keepStatic bool, p
 	}
 	if err := c.store.Update(func(tx store.Tx) error {
 		if persist != nil {
-			if err := persist(tx); err != nil {
+			if err := persist(tx, ep.nw.ref()); err != nil {
 				return err
 			}
 		}

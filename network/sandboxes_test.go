@@ -485,7 +485,12 @@ func TestTheCallersRecordIsWrittenWithTheEndpoint(t *testing.T) {
 	if err != nil || seen.Name != "app" {
 		t.Fatalf("persist saw %+v, %v", seen, err)
 	}
-	_, err = tb.c.Disconnect("s", "app", func(tx store.Tx) error { return errInjected })
+	_, err = tb.c.Disconnect("s", "app", func(tx store.Tx, n NetworkRef) error {
+		if n.Name != "app" {
+			t.Errorf("persist of a disconnect saw %+v", n)
+		}
+		return errInjected
+	})
 	if !errors.Is(err, errInjected) {
 		t.Fatalf("disconnect whose caller's record fails: %v", err)
 	}
