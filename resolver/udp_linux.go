@@ -71,10 +71,17 @@ func (q *inbox) read(rc syscall.RawConn) (int, error) {
 		h.SetIovlen(1)
 		h.Control, h.Controllen, h.Flags = nil, 0, 0
 	}
+	return mmsg(rc.Read, unix.SYS_RECVMMSG, q.hdrs)
+}
+
+// mmsg makes one recvmmsg or sendmmsg call (trap) on hdrs through the
+// poller's wait (rc.Read or rc.Write), and returns how many datagrams
+// went.
+func mmsg(wait func(func(uintptr) bool) error, trap uintptr, hdrs []mmsghdr) (int, error) {
 	var n int
 	var errno syscall.Errno
-	err := rc.Read(func(fd uintptr) bool {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&q.hdrs[0])), uintptr(len(q.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+	err := wait(func(fd uintptr) bool {
+		r, _, e := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), unix.MSG_DONTWAIT, 0, 0)
 		if e == unix.EAGAIN || e == unix.EINTR {
 			return false
 		}
@@ -216,23 +223,7 @@ func putGSO(c []byte, size int) {
 // write sends datagrams hdrs[from:to], returning how many went before an
 // error.
 func (a *replies) write(rc syscall.RawConn, from, to int) (int, error) {
-	var n int
-	var errno syscall.Errno
-	err := rc.Write(func(fd uintptr) bool {
-		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&a.hdrs[from])), uintptr(to-from), unix.MSG_DONTWAIT, 0, 0)
-		if e == unix.EAGAIN || e == unix.EINTR {
-			return false
-		}
-		n, errno = int(r), e
-		return true
-	})
-	if err != nil {
-		return 0, err
-	}
-	if errno != 0 {
-		return 0, errno
-	}
-	return n, nil
+	return mmsg(rc.Write, unix.SYS_SENDMMSG, a.hdrs[from:to])
 }
 
 // bundled tells whether datagram g carries several answers.
