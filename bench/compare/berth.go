@@ -430,8 +430,10 @@ func (e *berthEngine) PrepareDNS() (DNSTarget, Cleanup, error) {
 	if err != nil {
 		return DNSTarget{}, nil, errors.Join(err, undo.run())
 	}
-	return DNSTarget{ClientNS: cl.NS, Server: netip.MustParseAddrPort("127.0.0.11:53"), LocalName: "dns-target", LocalAddr: target.IP},
-		undo.run, nil
+	// berthd answers itself, on sockets it holds in the client's namespace;
+	// the containers' shims have no part in it.
+	return DNSTarget{ClientNS: cl.NS, Server: netip.MustParseAddrPort("127.0.0.11:53"), LocalName: "dns-target", LocalAddr: target.IP,
+		Resolver: []int{e.cmd.Process.Pid}}, undo.run, nil
 }
 
 func (e *berthEngine) PIDs() ([]int, error) {

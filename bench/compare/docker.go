@@ -601,6 +601,9 @@ func (e *dockerEngine) PrepareDNS() (DNSTarget, Cleanup, error) {
 		Server:    netip.MustParseAddrPort("127.0.0.11:53"),
 		LocalName: "dns-target",
 		LocalAddr: target.IP,
+		// The embedded resolver is dockerd's: neither containerd nor the
+		// shims answer.
+		Resolver: []int{e.dockerd.cmd.Process.Pid},
 	}
 	return t, func() error { return e.remove(nw, target, cl) }, nil
 }

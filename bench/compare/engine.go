@@ -94,6 +94,9 @@ type DNSTarget struct {
 	Server    netip.AddrPort
 	LocalName string
 	LocalAddr netip.Addr // what LocalName must resolve to
+	// Resolver are the processes that answer Server's queries, whose CPU
+	// time over a dnsperf run is the resolver's cost.
+	Resolver []int
 }
 
 // Resolver: workload 5.

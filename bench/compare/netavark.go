@@ -464,6 +464,11 @@ func (e *netavarkEngine) PrepareDNS() (DNSTarget, Cleanup, error) {
 			return DNSTarget{}, nil, errors.Join(err, cleanup())
 		}
 	}
+	pid, ok := e.aardvarkPID()
+	if !ok {
+		return DNSTarget{}, nil, errors.Join(errors.New("aardvark-dns answers but its pid file names no aardvark-dns process"), cleanup())
+	}
+	t.Resolver = []int{pid}
 	return t, cleanup, nil
 }
 

@@ -64,9 +64,13 @@ type DNSRun struct {
 	QPS                    float64
 	IntervalQPS            []float64 // one per -S interval
 	AvgLatency, MaxLatency float64   // seconds
-	Sent, Lost             int
+	Sent, Completed, Lost  int       // Completed: answered
 	Latencies              []float64 // per query, ms (verbose runs)
 	Rcodes                 map[string]int
+	// ResolverTicks is the CPU time, in clock ticks, the resolver's
+	// processes used over the rate run; ClientCPU is dnsperf's own.
+	ResolverTicks int64
+	ClientCPU     time.Duration
 }
 
 // parseDNSPerf reads dnsperf's output: interval lines ("<time>: <qps>"),
@@ -99,6 +103,8 @@ func parseDNSPerf(r io.Reader) (DNSRun, error) {
 			switch k {
 			case "Queries sent":
 				run.Sent, _ = strconv.Atoi(firstField(v))
+			case "Queries completed":
+				run.Completed, _ = strconv.Atoi(firstField(v))
 			case "Queries lost":
 				run.Lost, _ = strconv.Atoi(firstField(v))
 			case "Queries per second":
@@ -145,18 +151,28 @@ func firstField(s string) string {
 var dnsperfLoad = []string{"-T", "1", "-c", "4", "-q", "100"}
 
 // dnsperf loads a resolver with one name from a namespace: a run of
-// Scale.DNSSeconds with per-second rates, then a 5-second verbose run at
-// the same load for per-query latencies.
-func (r *Runner) dnsperf(ns string, server netip.AddrPort, name string) (DNSRun, error) {
+// Scale.DNSSeconds with per-second rates, with the CPU time of the
+// resolver's processes read right before and right after it, then a
+// 5-second verbose run at the same load for per-query latencies.
+func (r *Runner) dnsperf(ns string, server netip.AddrPort, name string, resolver []int) (DNSRun, error) {
 	file := filepath.Join(r.Env.Dir, "dnsperf-queries")
 	if err := os.WriteFile(file, []byte(name+" A\n"), 0o644); err != nil {
 		return DNSRun{}, err
 	}
 	args := append([]string{"-s", server.Addr().String(), "-p", strconv.Itoa(int(server.Port())), "-d", file}, dnsperfLoad...)
+	before, err := processCPU(resolver)
+	if err != nil {
+		return DNSRun{}, err
+	}
 	run, err := runDNSPerf(ns, append(args, "-l", strconv.Itoa(r.Scale.DNSSeconds+1), "-S", "1"))
 	if err != nil {
 		return run, err
 	}
+	after, err := processCPU(resolver)
+	if err != nil {
+		return run, fmt.Errorf("after dnsperf: %w", err)
+	}
+	run.ResolverTicks = after - before
 	lat, err := runDNSPerf(ns, append(args, "-l", "5", "-v"))
 	if err != nil {
 		return run, err
@@ -186,6 +202,8 @@ func runDNSPerf(ns string, args []string) (DNSRun, error) {
 	if err := cmd.Wait(); err != nil {
 		return run, fmt.Errorf("dnsperf: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
+	// nsenter execs dnsperf in its own process: the usage is dnsperf's.
+	run.ClientCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	return run, perr
 }
 

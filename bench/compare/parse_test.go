@@ -37,7 +37,7 @@ Statistics:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if run.QPS != 49773.687877 || run.Sent != 99685 || run.Lost != 5 || run.AvgLatency != 0.001573 || run.MaxLatency != 0.012231 {
+	if run.QPS != 49773.687877 || run.Sent != 99685 || run.Completed != 99680 || run.Lost != 5 || run.AvgLatency != 0.001573 || run.MaxLatency != 0.012231 {
 		t.Errorf("statistics: %+v", run)
 	}
 	if len(run.IntervalQPS) != 2 || run.IntervalQPS[0] != 47678.292691 || run.IntervalQPS[1] != 51000.5 {

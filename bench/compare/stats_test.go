@@ -117,6 +117,8 @@ func TestTargetsAgainstDockerAreTheIssuesFigures(t *testing.T) {
 		{Workload: "dns local name", Engine: "berth", HigherIsBetter: true, Samples: []float64{90000}},
 		{Workload: "dns local name, latency under load", Engine: "berth", Samples: []float64{0.2, 0.3, 0.8}},
 		{Workload: "dns local name", Engine: "docker", HigherIsBetter: true, Samples: []float64{20000}},
+		{Workload: "dns local name, resolver CPU per query", Engine: "berth", Samples: []float64{2.5}},
+		{Workload: "dns local name, resolver CPU per query", Engine: "docker", Samples: []float64{7}},
 	}
 	got := strings.Join(evaluateTargets(results, scale), "\n")
 	for _, want := range []string{
@@ -125,6 +127,7 @@ func TestTargetsAgainstDockerAreTheIssuesFigures(t *testing.T) {
 		"met     container connect+disconnect: berth 2.00 ms vs docker 50.0 ms at p50: 25.0x (target ≥ 20x)",
 		"MISSED  network create+remove: berth 1.00 ms vs docker 40.0 ms at p50: 40.0x (target ≥ 60x)",
 		"met     dns local name: berth 90000 qps vs docker 20000 qps: 4.50x, berth p99 0.8 ms (target ≥ 3x, p99 < 1 ms)",
+		"MISSED  dns local name: berth's resolver CPU per query 2.50 µs vs docker's 7.00 µs: 2.80x less (target ≤ 1/3 of docker's)",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("targets lack %q:\n%s", want, got)
@@ -147,12 +150,14 @@ func TestTargetsAgainstDockerAreNotApplicableWithoutIt(t *testing.T) {
 		{Workload: "dns local name, latency under load", Engine: "berth", Samples: []float64{0.4}},
 		{Workload: "dns local name", Engine: "netavark", HigherIsBetter: true, Samples: []float64{30000}},
 		{Workload: "dns local name, latency under load", Engine: "netavark", Samples: []float64{0.5}},
+		{Workload: "dns local name, resolver CPU per query", Engine: "berth", Samples: []float64{2}},
 	}
 	got := strings.Join(evaluateTargets(results, Scale{}), "\n")
 	for _, want := range []string{
 		"n/a     container connect+disconnect ≥20x docker: docker not measured (BENCH_DOCKER=1)",
 		"n/a     network create+remove ≥60x docker: docker not measured (BENCH_DOCKER=1)",
 		"n/a     dns local name ≥3x docker's qps, berth p99 < 1 ms: docker not measured (BENCH_DOCKER=1); berth p99 0.4 ms",
+		"n/a     dns local name: berth's resolver CPU per query ≤ 1/3 of docker's: docker not measured (BENCH_DOCKER=1); berth 2.00 µs",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("targets lack %q:\n%s", want, got)

@@ -199,6 +199,7 @@ func (r *Runner) Run(e Engine) {
 		r.dns(name, d)
 	} else {
 		r.addNotApplicable(Result{Workload: "dns local name", Unit: "qps", Engine: name, HigherIsBetter: true}, e, "resolver")
+		r.addNotApplicable(Result{Workload: "dns local name" + resolverCPU, Unit: "µs/q", Engine: name}, e, "resolver")
 	}
 	if m, ok := e.(Memory); ok {
 		r.memory(name, m)
@@ -377,8 +378,14 @@ func (r *Runner) iperf(from string, to netip.AddrPort) ([]float64, error) {
 	return parseIperf(out)
 }
 
+// resolverCPU names the rows of the resolver's CPU time per answered
+// query, after the workload's name.
+const resolverCPU = ", resolver CPU per query"
+
 // dns: dnsperf from a container's namespace against its resolver, for a
-// name of another container and for a name the upstream answers.
+// name of another container and for a name the upstream answers: the
+// rate, the resolver's CPU time per answered query over the same run,
+// and the latency under that load.
 func (r *Runner) dns(name string, d Resolver) {
 	if !r.wants("dns") {
 		return
@@ -403,18 +410,39 @@ func (r *Runner) dns(name string, d Resolver) {
 			r.add(res, err)
 			continue
 		}
-		run, err := r.dnsperf(target.ClientNS, target.Server, q.name)
+		run, err := r.dnsperf(target.ClientNS, target.Server, q.name, target.Resolver)
+		cpu := Result{Workload: q.workload + resolverCPU, Unit: "µs/q", Engine: name}
 		lat := Result{Workload: q.workload + ", latency under load", Unit: "ms", Engine: name}
+		cerr := err
 		if err == nil {
 			res.Samples = run.IntervalQPS
 			res.Extra = map[string]float64{"qps": run.QPS, "lost": float64(run.Lost)}
 			lat.Samples = run.Latencies
 			s := Summarize(lat)
 			res.Extra["latency_p50_ms"], res.Extra["latency_p99_ms"] = s.Median, s.P99
+			cpu, cerr = resolverCPUResult(cpu, run, clockTicks())
 		}
 		r.add(res, err)
+		r.add(cpu, cerr)
 		r.add(lat, err)
 	}
+}
+
+// resolverCPUResult fills in the resolver's CPU time per answered query of
+// a dnsperf rate run, one sample, with the totals it comes from and
+// dnsperf's own CPU time per query beside it.
+func resolverCPUResult(res Result, run DNSRun, hz int64) (Result, error) {
+	us, err := cpuPerQuery(run.ResolverTicks, hz, run.Completed)
+	if err != nil {
+		return res, err
+	}
+	res.Samples = []float64{us}
+	res.Extra = map[string]float64{
+		"resolver_cpu_s":      float64(run.ResolverTicks) / float64(hz),
+		"answered":            float64(run.Completed),
+		"client_cpu_us_per_q": float64(run.ClientCPU.Microseconds()) / float64(run.Completed),
+	}
+	return res, nil
 }
 
 // memory: the engine's processes' resident memory idle and with
