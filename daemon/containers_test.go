@@ -45,6 +45,7 @@ func containerHost(t *testing.T) (*nettest.Host, *nettest.Daemon) {
 // spec describes a container for runContainer.
 type spec struct {
 	name, network string
+	hostname      string
 	ip            string
 	aliases       []string
 	cmd           []string
@@ -70,7 +71,7 @@ func runContainer(t *testing.T, d *nettest.Daemon, s spec) string {
 		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{s.network: ep}}
 	}
 	res, err := d.Client.ContainerCreate(ctxT(t), client.ContainerCreateOptions{
-		Name: s.name, Config: &ctypes.Config{Image: "busybox", Cmd: s.cmd}, HostConfig: hc, NetworkingConfig: nc,
+		Name: s.name, Config: &ctypes.Config{Image: "busybox", Cmd: s.cmd, Hostname: s.hostname}, HostConfig: hc, NetworkingConfig: nc,
 	})
 	if err != nil {
 		t.Fatalf("create %s: %v", s.name, err)

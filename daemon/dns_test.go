@@ -68,6 +68,23 @@ func TestLegacyLinksOnTheDefaultBridge(t *testing.T) {
 	}
 }
 
+func TestAContainersHostnameResolvesOnItsNetworks(t *testing.T) {
+	t.Parallel()
+	_, d := containerHost(t)
+	create(t, d, "app", client.NetworkCreateOptions{})
+	runContainer(t, d, spec{name: "named", network: "app", hostname: "db-primary", cmd: []string{"sleep", "100000"}})
+	cli := runContainer(t, d, spec{name: "asker", network: "app", cmd: []string{"sleep", "100000"}})
+	ns := netnsOf(t, d, cli)
+	for _, name := range []string{"db-primary", "named"} {
+		if got := strings.Join(answers(dnsAsk(t, ns, name, dns.TypeA)), ","); got != "172.18.0.2" {
+			t.Errorf("%s resolves to %q, want 172.18.0.2", name, got)
+		}
+	}
+	if out, _, code := execIn(t, d, cli, "ping", "-c1", "-W1", "db-primary"); code != 0 || !strings.Contains(out, "172.18.0.2") {
+		t.Errorf("ping by hostname: exit %d\n%s", code, out)
+	}
+}
+
 func TestResolvConfAndHostsFollowDocker(t *testing.T) {
 	t.Parallel()
 	_, d := containerHost(t)

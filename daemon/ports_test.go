@@ -333,6 +333,39 @@ func TestMasqueradeIsolationICCAndInternalNetworks(t *testing.T) {
 	unreachable(t, i1, "192.0.2.2:7000", "another machine, from an internal network")
 }
 
+func TestInternalNetworksAreSealed(t *testing.T) {
+	t.Parallel()
+	h, d := containerHost(t)
+	remote := h.AddRemote()
+	peerServer(t, remote.Namespace, "192.0.2.2:7000")
+	create(t, d, "open", client.NetworkCreateOptions{})
+	create(t, d, "int", client.NetworkCreateOptions{Internal: true})
+	webID := runContainer(t, d, sleeper("web", "open", publish("80/tcp=:8080")))
+	web := netnsOf(t, d, webID)
+	echoServer(t, web, ":80")
+	webIP := inspectContainer(t, d, webID).NetworkSettings.Networks["open"].IPAddress.String()
+	inID := runContainer(t, d, sleeper("in", "int", nil))
+	in := netnsOf(t, d, inID)
+	echoServer(t, in, ":80")
+	inIP := inspectContainer(t, d, inID).NetworkSettings.Networks["int"].IPAddress.String()
+	gw := inspect(t, d, "int").IPAM.Config[0].Gateway.String()
+
+	// The published port works from another machine, so what fails below
+	// fails for the internal network alone.
+	if err := roundTrip(remote.Namespace, "192.0.2.1:8080"); err != nil {
+		t.Fatalf("the published port from another machine: %v", err)
+	}
+	for _, c := range []struct{ addr, why string }{
+		{"192.0.2.1:8080", "a published port through the host's address"},
+		{gw + ":8080", "a published port through the internal network's gateway address"},
+		{webIP + ":80", "a container of another network"},
+		{"192.0.2.2:7000", "another machine"},
+	} {
+		unreachable(t, in, c.addr, "from an internal network, "+c.why)
+	}
+	unreachable(t, web, inIP+":80", "a container of an internal network, from another network")
+}
+
 func TestStockDockerRunPublishes(t *testing.T) {
 	t.Parallel()
 	if _, err := os.Stat(dockerCLI); err != nil {

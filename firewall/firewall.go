@@ -274,9 +274,13 @@ func (f *Firewall) addChains() {
 		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: reg2},
 		&expr.Lookup{SourceRegister: reg1, SetName: f.sets[setIntra].Name, SetID: f.sets[setIntra].ID},
 		acceptV)
-	addRule(fwd, f.inet, concat(ctStatusDNAT(), acceptV)...)
+	// Internal networks are sealed: nothing is routed in or out of them,
+	// translated or not. A container of one reaching a port published on
+	// the host's or the gateway's address is translated on the way in and
+	// would otherwise leave through the other network.
 	addRule(fwd, f.inet, concat(inSet(unix.NFT_META_IIFNAME, f.sets[setInternal], false), dropV)...)
 	addRule(fwd, f.inet, concat(inSet(unix.NFT_META_OIFNAME, f.sets[setInternal], false), dropV)...)
+	addRule(fwd, f.inet, concat(ctStatusDNAT(), acceptV)...)
 	// Isolation: nothing is routed from one network to another, and
 	// nothing from outside reaches a container but through a published
 	// port or as an answer.

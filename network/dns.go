@@ -15,16 +15,20 @@ import (
 // 127.0.0.11 and ports the kernel picks, and a redirect there sending
 // 127.0.0.11:53 to them, so the container can still bind port 53 itself.
 
-// publishNames registers a joined endpoint's names: the sandbox's name and
-// the endpoint's aliases, on a user-defined network. Called with sb.mu
-// held.
+// publishNames registers a joined endpoint's names: the sandbox's name,
+// its hostname, as Docker answers for it too, and the endpoint's aliases,
+// on a user-defined network. Called with sb.mu held.
 func (c *Controller) publishNames(sb *sbState, ep *epState) {
 	if c.dns == nil || sb.rec.DNS == nil || IsPredefined(ep.nw.rec.Name) {
 		return
 	}
+	names := []string{sb.rec.Name}
+	if h := sb.rec.DNS.Hostname; h != "" && h != sb.rec.Name {
+		names = append(names, h)
+	}
 	rec := resolver.Record{
 		Network: ep.nw.rec.Name, NetworkID: ep.nw.rec.ID, Container: sb.rec.ID,
-		Names: append([]string{sb.rec.Name}, ep.rec.Aliases...),
+		Names: append(names, ep.rec.Aliases...),
 	}
 	if ep.rec.IPv4.IsValid() {
 		rec.IPv4 = ep.rec.IPv4.Addr()

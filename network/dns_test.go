@@ -61,6 +61,7 @@ func TestSandboxesFindEachOtherByNameOnTheirNetworks(t *testing.T) {
 	tb.network("back", CreateOptions{IPAM: []ipam.Config{{Subnet: netip.MustParsePrefix("10.2.0.0/24")}}})
 	web := container("web", "front")
 	web.Networks[0].Endpoint.Aliases = []string{"www"}
+	web.DNS.Hostname = "webhost"
 	for _, opts := range []SandboxOptions{web, container("db", "back"), container("client", "front")} {
 		if _, err := tb.c.CreateSandbox(opts); err != nil {
 			t.Fatal(err)
@@ -71,6 +72,9 @@ func TestSandboxesFindEachOtherByNameOnTheirNetworks(t *testing.T) {
 	}
 	if got := ask(t, tb, "client", "www"); strings.Join(got, ",") != "10.1.0.2" {
 		t.Errorf("web's alias from client: %v", got)
+	}
+	if got := ask(t, tb, "client", "webhost"); strings.Join(got, ",") != "10.1.0.2" {
+		t.Errorf("web's hostname from client: %v", got)
 	}
 	if got := ask(t, tb, "client", "db"); len(got) != 0 {
 		t.Errorf("client resolved db, which is on another network: %v", got)
