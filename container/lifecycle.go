@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -622,23 +621,37 @@ func (m *Manager) Remove(ctx context.Context, term string, force bool) error {
 }
 
 // restore adopts a container after berthd (re)starts: a live shim means the
-// container runs on; an exit file means it ended while berthd was away.
+// container runs on, or was being started when the daemon died; an exit
+// file means it ended while berthd was away.
 func (m *Manager) restore(e *entry) {
 	c := &e.rec
-	conn, err := net.DialTimeout("unix", m.shimSocket(c.ID), time.Second)
-	if err == nil {
-		conn.Close()
+	shim := shimClient{m.shimSocket(c.ID)}
+	ctx, cancel := context.WithTimeout(context.Background(), restoreTimeout)
+	defer cancel()
+	st, err := shim.settledState(ctx)
+	switch {
+	case err == nil && st.Phase == phaseWaiting:
+		// The daemon died between making the shim and asking it to start:
+		// nothing ran. The start is rolled back as a failed one is, and
+		// the container keeps the state it had before it.
+		if err := shim.abort(ctx); err != nil {
+			m.log.Warn("give up an interrupted start", "id", c.ID, "err", err)
+		}
+		m.cleanupRuntime(c)
+		m.log.Warn("a start interrupted by a crash was rolled back", "id", c.ID, "name", c.Name, "state", c.State.Status)
+		return
+	case err == nil && (st.Phase == phaseRunning || st.Phase == phaseExited):
 		if !c.State.Running() {
 			// Started, but the daemon died before it recorded so.
-			b, _ := os.ReadFile(m.pidFile(c.ID))
-			var pid int
-			fmt.Sscan(string(b), &pid)
-			c.State = State{Status: ctypes.StateRunning, Pid: pid, StartedAt: time.Now().UTC()}
+			c.State = State{Status: ctypes.StateRunning, Pid: st.Pid, StartedAt: time.Now().UTC()}
 			m.save(e)
+			m.log.Info("a start interrupted by a crash had finished", "id", c.ID, "name", c.Name, "pid", st.Pid)
 		}
 		m.log.Info("adopted running container", "id", c.ID, "name", c.Name, "pid", c.State.Pid)
 		go m.monitor(e)
 		return
+	case err == nil:
+		m.log.Warn("the shim is still starting the container", "id", c.ID, "phase", st.Phase)
 	}
 	if c.State.Running() {
 		st, ok := readExitFile(m.exitFile(c.ID))
@@ -654,6 +667,10 @@ func (m *Manager) restore(e *entry) {
 	// Not running: make sure nothing of a run is left.
 	m.cleanupRuntime(c)
 }
+
+// restoreTimeout bounds how long a restart waits for one shim: runc's own
+// start of a container takes well under it.
+const restoreTimeout = 30 * time.Second
 
 // pendingAttach is a client attached before the container started.
 type pendingAttach struct {

@@ -31,9 +31,27 @@ import (
 
 // shimRequest opens a conversation on the shim's socket.
 type shimRequest struct {
-	// Op is "start", "attach" or "wait".
+	// Op is "start", "attach", "wait", "state" or "abort".
 	Op                    string
 	Stdin, Stdout, Stderr bool
+}
+
+// Phases of a shim's container, as the state request reports them.
+const (
+	// phaseWaiting: nobody asked for the start yet; a daemon that died
+	// before it did leaves its shim so.
+	phaseWaiting = "waiting"
+	// phaseStarting: runc is starting the container.
+	phaseStarting = "starting"
+	phaseRunning  = "running"
+	// phaseExited: the container ended; the shim answers the last waits.
+	phaseExited = "exited"
+)
+
+// shimState is the answer to a state request.
+type shimState struct {
+	Phase string
+	Pid   int `json:",omitempty"`
 }
 
 // ExitStatus is how a container ended.
@@ -100,6 +118,7 @@ type shim struct {
 
 	mu        sync.Mutex
 	startOnce sync.Once
+	phase     string
 	clients   map[*frameWriter]shimRequest
 	exit      *ExitStatus
 	exited    chan struct{}
@@ -125,7 +144,7 @@ func newShim(c shimConfig) (*shim, error) {
 		logs.close()
 		return nil, err
 	}
-	s := &shim{cfg: c, listener: l, logs: logs, clients: map[*frameWriter]shimRequest{}, exited: make(chan struct{}), started: make(chan error, 1), accepting: make(chan struct{})}
+	s := &shim{cfg: c, listener: l, logs: logs, phase: phaseWaiting, clients: map[*frameWriter]shimRequest{}, exited: make(chan struct{}), started: make(chan error, 1), accepting: make(chan struct{})}
 	if err := s.pipes(); err != nil {
 		l.Close()
 		os.Remove(c.socket)
@@ -178,10 +197,20 @@ func (s *shim) start() error {
 	if err != nil {
 		return err
 	}
-	if s.pid, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
 		return fmt.Errorf("bad pid file: %w", err)
 	}
+	s.mu.Lock()
+	s.pid, s.phase = pid, phaseRunning
+	s.mu.Unlock()
 	return nil
+}
+
+func (s *shim) setPhase(p string) {
+	s.mu.Lock()
+	s.phase = p
+	s.mu.Unlock()
 }
 
 // runcFailure digs runc's own error message out of its log.
@@ -261,6 +290,7 @@ func (s *shim) serve() bool {
 	<-s.accepting
 	s.mu.Lock()
 	s.exit = &status
+	s.phase = phaseExited
 	close(s.exited)
 	s.mu.Unlock()
 	// Waiters were told; let them finish writing, within bounds.
@@ -350,9 +380,12 @@ func (s *shim) handle(conn net.Conn) {
 		ran := false
 		s.startOnce.Do(func() {
 			ran = true
+			s.setPhase(phaseStarting)
 			err := s.start()
 			// The answer goes out before the shim may end on a failure.
+			s.mu.Lock()
 			answer := shimReady{Pid: s.pid}
+			s.mu.Unlock()
 			if err != nil {
 				answer = shimReady{Error: err.Error()}
 			}
@@ -362,6 +395,24 @@ func (s *shim) handle(conn net.Conn) {
 		if !ran {
 			json.NewEncoder(conn).Encode(shimReady{Error: "the container was already started"})
 		}
+	case "abort":
+		// A daemon that restarted gives up a start its predecessor did
+		// not ask for: the shim ends without running anything.
+		aborted := false
+		s.startOnce.Do(func() {
+			aborted = true
+			s.started <- errors.New("the start was given up")
+		})
+		answer := shimReady{}
+		if !aborted {
+			answer.Error = "the container was already started"
+		}
+		json.NewEncoder(conn).Encode(answer)
+	case "state":
+		s.mu.Lock()
+		st := shimState{Phase: s.phase, Pid: s.pid}
+		s.mu.Unlock()
+		json.NewEncoder(conn).Encode(st)
 	case "wait":
 		<-s.exited
 		json.NewEncoder(conn).Encode(s.exit)
@@ -432,6 +483,57 @@ func (c shimClient) start(ctx context.Context) (int, error) {
 		return 0, errors.New(answer.Error)
 	}
 	return answer.Pid, nil
+}
+
+// state asks the shim how far its container got.
+func (c shimClient) state(ctx context.Context) (shimState, error) {
+	var st shimState
+	err := c.ask(ctx, shimRequest{Op: "state"}, &st)
+	return st, err
+}
+
+// settledState asks the shim's state until its container is not being
+// started any more, or ctx ends.
+func (c shimClient) settledState(ctx context.Context) (shimState, error) {
+	for {
+		st, err := c.state(ctx)
+		if err != nil || st.Phase != phaseStarting {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return st, nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// abort gives up a start nobody asked the shim for.
+func (c shimClient) abort(ctx context.Context) error {
+	var answer shimReady
+	if err := c.ask(ctx, shimRequest{Op: "abort"}, &answer); err != nil {
+		return err
+	}
+	if answer.Error != "" {
+		return errors.New(answer.Error)
+	}
+	return nil
+}
+
+// ask sends a request and decodes the one answer.
+func (c shimClient) ask(ctx context.Context, req shimRequest, answer any) error {
+	conn, err := c.dial(ctx, req)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	if err := json.NewDecoder(conn).Decode(answer); err != nil {
+		return fmt.Errorf("shim %s: %w", req.Op, err)
+	}
+	return nil
 }
 
 // wait blocks until the container ends and returns its exit status.

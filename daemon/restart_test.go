@@ -8,10 +8,12 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	ctypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/vishvananda/netlink"
@@ -255,4 +257,83 @@ func checkStoreMatchesKernel(t *testing.T, d *nettest.Daemon, when string) {
 			t.Errorf("%s: namespace %s belongs to no sandbox", when, p)
 		}
 	}
+}
+
+// TestACrashDuringRunsLeavesNoGhosts kills berthd while containers start:
+// after the restart every container listed as running has its process,
+// its address and its way out, the others have no endpoint, and once they
+// are all removed nothing of theirs is left.
+func TestACrashDuringRunsLeavesNoGhosts(t *testing.T) {
+	t.Parallel()
+	_, d := containerHost(t)
+	create(t, d, "app", client.NetworkCreateOptions{})
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 14))
+	for round := range 3 {
+		var wg sync.WaitGroup
+		for i := range 8 {
+			name := fmt.Sprintf("r%dc%d", round, i)
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				res, err := d.Client.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name,
+					Config:     &ctypes.Config{Image: "busybox", Cmd: []string{"sleep", "100000"}},
+					HostConfig: &ctypes.HostConfig{NetworkMode: "app"}})
+				if err == nil {
+					d.Client.ContainerStart(ctx, res.ID, client.ContainerStartOptions{})
+				}
+			})
+		}
+		// The kill lands somewhere in the creates and starts.
+		time.Sleep(time.Duration(100+rng.IntN(800)) * time.Millisecond)
+		d.Kill()
+		wg.Wait()
+		d.Start()
+		checkNoGhosts(t, d, fmt.Sprintf("round %d (seed %d)", round, seed))
+	}
+	list, err := d.Client.ContainerList(ctxT(t), client.ContainerListOptions{All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range list.Items {
+		if _, err := d.Client.ContainerRemove(ctxT(t), c.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
+			t.Errorf("rm -f %s: %v", c.Names, err)
+		}
+	}
+	checkStoreMatchesKernel(t, d, "after every container was removed")
+}
+
+// checkNoGhosts checks that the containers listed as running run, and that
+// only they have endpoints.
+func checkNoGhosts(t *testing.T, d *nettest.Daemon, when string) {
+	t.Helper()
+	list, err := d.Client.ContainerList(ctxT(t), client.ContainerListOptions{All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := map[string]bool{}
+	for _, c := range list.Items {
+		st := inspectContainer(t, d, c.ID).State
+		if !st.Running {
+			if st.Status != ctypes.StateCreated && st.Status != ctypes.StateExited {
+				t.Errorf("%s: %s is %s, want created or exited", when, c.Names, st.Status)
+			}
+			continue
+		}
+		running[c.ID] = true
+		if st.Pid == 0 {
+			t.Errorf("%s: %s is running with no process", when, c.Names)
+			continue
+		}
+		if out, _, code := execIn(t, d, c.ID, "ping", "-c1", "-W2", "172.18.0.1"); code != 0 {
+			t.Errorf("%s: %s cannot reach its gateway: %s", when, c.Names, out)
+		}
+	}
+	for id := range inspect(t, d, "app").Containers {
+		if !running[id] {
+			t.Errorf("%s: %s has an endpoint on app but does not run", when, id[:12])
+		}
+	}
+	checkStoreMatchesKernel(t, d, when)
 }
