@@ -13,7 +13,7 @@ BERTHD_FLAGS ?=
 BENCH     ?= .
 BENCHTIME ?= 200x
 
-.PHONY: all deps build run test unit cover bench bench-compare image clean
+.PHONY: all deps build run test unit cover soak fuzz bench bench-compare image clean
 
 all: build
 
@@ -43,6 +43,15 @@ unit:
 # Per-package coverage of berthd under the integration tests (as root).
 cover:
 	@scripts/cover.sh
+
+# Long runs kept out of make test (as root): the chaos campaign at full
+# length and the churn soak that watches memory, goroutines and files.
+soak: build
+	BERTHD=$(CURDIR)/bin/berthd scripts/soak.sh
+
+# Long fuzzing of every fuzz target (make test runs their seed corpora).
+fuzz:
+	@scripts/fuzz.sh
 
 bench: build
 	BERTHD=$(CURDIR)/bin/berthd $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -timeout 30m ./...
