@@ -80,6 +80,9 @@ type Firewall struct {
 	// HostIP is where ports are published when the caller names no
 	// address (host_binding_ipv4); zero means every address of the host.
 	HostIP netip.Addr
+	// AntiSpoof: each endpoint's host-side device may carry only frames
+	// from the endpoint's own MAC and addresses.
+	AntiSpoof bool
 }
 
 // Network is what a driver knows of a network.

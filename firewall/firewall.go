@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"fmt"
+	"net/netip"
 	"maps"
 	"slices"
 	"sync"
@@ -23,7 +24,17 @@ const (
 	mapHostPorts4 = "hostports4" // host address . proto . port → address . port
 	mapPorts6     = "ports6"
 	mapHostPorts6 = "hostports6"
+	// Anti-spoofing, in the bridge table: containers' ports and what each
+	// may send as.
+	setGuarded    = "guarded"    // containers' ports
+	setGuardMAC   = "guardmac"   // port . MAC
+	setGuard4     = "guard4"     // port . IPv4 address
+	setGuard6     = "guard6"     // port . IPv6 address
+	setEtherTypes = "ethertypes" // what a guarded port may carry: IPv4, ARP, IPv6
 )
+
+// The ether types a container may send.
+var etherTypes = []uint16{unix.ETH_P_IP, unix.ETH_P_ARP, unix.ETH_P_IPV6}
 
 // Firewall is berth's two tables in one network namespace.
 type Firewall struct {
@@ -75,7 +86,16 @@ func (f *Firewall) newSets() map[string]*nftables.Set {
 		}
 	}
 	pp := []nftables.SetDatatype{nftables.TypeInetProto, nftables.TypeInetService}
+	guard := func(name string, t nftables.SetDatatype) *nftables.Set {
+		return &nftables.Set{Table: f.bridge, Name: name, Concatenation: true, KeyByteOrder: binaryutil.NativeEndian,
+			KeyType: nftables.MustConcatSetType(nftables.TypeIFName, t)}
+	}
 	return map[string]*nftables.Set{
+		setGuarded:    ifset(f.bridge, setGuarded),
+		setGuardMAC:   guard(setGuardMAC, nftables.TypeEtherAddr),
+		setGuard4:     guard(setGuard4, nftables.TypeIPAddr),
+		setGuard6:     guard(setGuard6, nftables.TypeIP6Addr),
+		setEtherTypes: {Table: f.bridge, Name: setEtherTypes, Constant: true, KeyType: nftables.TypeEtherType},
 		setIntra: {Table: f.inet, Name: setIntra, Concatenation: true, KeyByteOrder: binaryutil.NativeEndian,
 			KeyType: nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIFName)},
 		setBridges:    ifset(f.inet, setBridges),
@@ -129,13 +149,26 @@ func (e elements) addBinding(b Binding) error {
 	return nil
 }
 
+// merge adds o's elements to e.
+func (e elements) merge(o elements) {
+	for name, els := range o {
+		e[name] = append(e[name], els...)
+	}
+}
+
 // Rebuild replaces berth's tables with the ones the state asks for, in
 // one transaction: packets see the old ruleset or the new one, never none.
 // Connections already tracked keep their translations.
-func (f *Firewall) Rebuild(nets []Network, binds []Binding) error {
+func (f *Firewall) Rebuild(nets []Network, binds []Binding, guards []Guard) error {
 	want := elements{}
+	for _, t := range etherTypes {
+		want[setEtherTypes] = append(want[setEtherTypes], nftables.SetElement{Key: binaryutil.BigEndian.PutUint16(t)})
+	}
 	for _, n := range nets {
 		want.addNetwork(n)
+	}
+	for _, g := range guards {
+		want.merge(guardElements(g))
 	}
 	for _, b := range binds {
 		if err := want.addBinding(b); err != nil {
@@ -172,6 +205,9 @@ type Change struct {
 	// Isolate and Unisolate add and remove ports of networks whose
 	// containers must not talk to each other.
 	Isolate, Unisolate []string
+	// Guard and Unguard add and remove containers' ports that may send
+	// only as their container.
+	Guard, Unguard []Guard
 }
 
 // Apply makes a change.
@@ -198,6 +234,12 @@ func (f *Firewall) Apply(c Change) error {
 	}
 	for _, p := range c.Unisolate {
 		del[setIsolated] = append(del[setIsolated], nftables.SetElement{Key: ifname(p)})
+	}
+	for _, g := range c.Guard {
+		add.merge(guardElements(g))
+	}
+	for _, g := range c.Unguard {
+		del.merge(guardElements(g))
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -291,6 +333,56 @@ func (f *Firewall) addChains() {
 	// enable_icc=false: no frames between two ports of such a network.
 	addRule(bfwd, f.bridge, concat(inSet(unix.NFT_META_IIFNAME, f.sets[setIsolated], false),
 		inSet(unix.NFT_META_OIFNAME, f.sets[setIsolated], false), dropV)...)
+
+	// Anti-spoofing: every frame a container sends, bridged or to the
+	// host, leaves its port as the container itself or not at all.
+	bpre := f.conn.AddChain(&nftables.Chain{Name: "prerouting", Table: f.bridge, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	for _, r := range guardRules(f.sets) {
+		addRule(bpre, f.bridge, r...)
+	}
+}
+
+// guardRules drop, and count, what a guarded port sends as someone else:
+// another MAC; a protocol but IPv4, ARP and IPv6 (no VLAN tags); an IPv4
+// or ARP sender address, or an ARP sender MAC, not the container's; an
+// IPv6 source address not the container's, but for link-local ones and
+// the unspecified one, which neighbour discovery needs.
+func guardRules(sets map[string]*nftables.Set) [][]expr.Any {
+	guarded := inSet(unix.NFT_META_IIFNAME, sets[setGuarded], false)
+	drop := []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}}
+	proto := func(p uint16) []expr.Any {
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: reg1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binaryutil.BigEndian.PutUint16(p)},
+		}
+	}
+	// notAs is: iifname . <field> not in set.
+	notAs := func(set string, base expr.PayloadBase, offset, length uint32) []expr.Any {
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg1},
+			&expr.Payload{DestRegister: reg3204, Base: base, Offset: offset, Len: length},
+			&expr.Lookup{SourceRegister: reg1, SetName: sets[set].Name, SetID: sets[set].ID, Invert: true},
+		}
+	}
+	ll, nh := expr.PayloadBaseLLHeader, expr.PayloadBaseNetworkHeader
+	linkLocal6 := []expr.Any{
+		&expr.Payload{DestRegister: reg1, Base: nh, Offset: 8, Len: 16},
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 16,
+			Mask: netip.MustParseAddr("ffc0::").AsSlice(), Xor: make([]byte, 16)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: netip.MustParseAddr("fe80::").AsSlice()},
+		&expr.Payload{DestRegister: reg1, Base: nh, Offset: 8, Len: 16},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: make([]byte, 16)},
+	}
+	return [][]expr.Any{
+		concat(guarded, notAs(setGuardMAC, ll, 6, 6), drop),
+		concat(guarded, &expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: reg1},
+			&expr.Lookup{SourceRegister: reg1, SetName: sets[setEtherTypes].Name, SetID: sets[setEtherTypes].ID, Invert: true}, drop),
+		concat(guarded, proto(unix.ETH_P_IP), notAs(setGuard4, nh, 12, 4), drop),
+		concat(guarded, proto(unix.ETH_P_ARP), notAs(setGuard4, nh, 14, 4), drop),
+		concat(guarded, proto(unix.ETH_P_ARP), notAs(setGuardMAC, nh, 8, 6), drop),
+		concat(guarded, proto(unix.ETH_P_IPV6), linkLocal6, notAs(setGuard6, nh, 8, 16), drop),
+	}
 }
 
 // publishRules are the DNAT rules: bindings on a given host address first,

@@ -153,7 +153,7 @@ func TestUnknownProtocolIsRefusedBeforeAnythingIsSent(t *testing.T) {
 		name string
 		run  func(*Firewall) error
 	}{
-		{"Rebuild", func(f *Firewall) error { return f.Rebuild(stateNetworks, append(stateBindings[:1:1], icmp)) }},
+		{"Rebuild", func(f *Firewall) error { return f.Rebuild(stateNetworks, append(stateBindings[:1:1], icmp), nil) }},
 		{"Apply publishing", func(f *Firewall) error {
 			return f.Apply(Change{AddNetworks: arrival.AddNetworks, Publish: []Binding{icmp}})
 		}},

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -34,6 +35,11 @@ var (
 		{Proto: "udp", HostIP: ip("::1"), HostPort: 5353, IP: ip("fd00:b::3"), Port: 53},
 		{Proto: "sctp", HostIP: ip("2001:db8::1"), HostPort: 38412, IP: ip("fd00:b::4"), Port: 38412},
 	}
+	// Guarded ports: a dual-stack container and an IPv4-only one.
+	stateGuards = []Guard{
+		{Port: "veth1a2b3c", MAC: mac("02:42:ac:12:00:02"), IPv4: ip("172.18.0.2"), IPv6: ip("fd00:b::2")},
+		{Port: "veth4d5e6f", MAC: mac("02:42:ac:12:00:03"), IPv4: ip("172.18.0.3")},
+	}
 	// Two networks created (one internal), a container publishing ports
 	// on one, and one joining the isolated network.
 	arrival = Change{
@@ -43,17 +49,27 @@ var (
 			{Proto: "udp", HostIP: ip("::1"), HostPort: 53, IP: ip("fd00:c::2"), Port: 53},
 		},
 		Isolate: []string{"veth7a8b9c"},
+		Guard:   []Guard{{Port: "veth7a8b9c", MAC: mac("02:42:ac:13:00:02"), IPv4: ip("172.19.0.2")}},
 	}
 	departure = Change{
 		RemoveNetworks: arrival.AddNetworks,
 		Unpublish:      arrival.Publish,
 		Unisolate:      arrival.Isolate,
+		Unguard:        arrival.Guard,
 	}
 )
 
 func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
 
-func rebuildState(f *Firewall) error { return f.Rebuild(stateNetworks, stateBindings) }
+func mac(s string) net.HardwareAddr {
+	m, err := net.ParseMAC(s)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+func rebuildState(f *Firewall) error { return f.Rebuild(stateNetworks, stateBindings, stateGuards) }
 
 // goldenCase is one operation and the file that holds what it sends.
 type goldenCase struct {
@@ -76,7 +92,7 @@ var goldenCases = []goldenCase{
 	{
 		golden: "rebuild-empty.golden",
 		what:   "Rebuild with no networks: the same tables, sets, chains and rules, the sets empty.",
-		run:    func(f *Firewall) error { return f.Rebuild(nil, nil) },
+		run:    func(f *Firewall) error { return f.Rebuild(nil, nil, nil) },
 	},
 	{
 		golden: "apply-arrival.golden",
@@ -98,6 +114,7 @@ var goldenCases = []goldenCase{
 			return f.Apply(Change{
 				AddNetworks: arrival.AddNetworks, Publish: arrival.Publish,
 				RemoveNetworks: stateNetworks[1:2], Unpublish: stateBindings[:1], Unisolate: stateNetworks[3].Ports[:1],
+				Unguard: stateGuards[:1],
 			})
 		},
 	},

@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"encoding/binary"
+	"net"
 	"net/netip"
 
 	"github.com/google/nftables"
@@ -21,6 +22,17 @@ type Network struct {
 	// talking to each other; Ports are the host ends of their veth pairs.
 	Isolated bool
 	Ports    []string
+}
+
+// Guard is a container's port on a bridge (the host end of its veth
+// pair): frames arriving on it must come from the container's own MAC and,
+// for IPv4, ARP and IPv6, from its own addresses.
+type Guard struct {
+	Port string
+	MAC  net.HardwareAddr
+	// IPv4 and IPv6 are the container's addresses on the network; a family
+	// without one sends nothing of that family.
+	IPv4, IPv6 netip.Addr
 }
 
 // Binding is one published port: HostIP (zero: every address of the host)
@@ -83,4 +95,24 @@ func bindingElement(b Binding) (nftables.SetElement, bool) {
 	key = append(key, portBytes(b.HostPort)...)
 	val := append(b.IP.AsSlice(), portBytes(b.Port)...)
 	return nftables.SetElement{Key: key, Val: val}, true
+}
+
+// macBytes is a MAC in a concatenation: 6 bytes padded to a register's 8.
+func macBytes(mac net.HardwareAddr) []byte { return pad4(mac) }
+
+// guardElements are the set elements of a guarded port: the port, its MAC
+// and its addresses, each keyed by the port.
+func guardElements(g Guard) elements {
+	port := ifname(g.Port)
+	e := elements{
+		setGuarded:  {{Key: port}},
+		setGuardMAC: {{Key: append(append([]byte{}, port...), macBytes(g.MAC)...)}},
+	}
+	if g.IPv4.IsValid() {
+		e[setGuard4] = []nftables.SetElement{{Key: append(append([]byte{}, port...), g.IPv4.AsSlice()...)}}
+	}
+	if g.IPv6.IsValid() {
+		e[setGuard6] = []nftables.SetElement{{Key: append(append([]byte{}, port...), g.IPv6.AsSlice()...)}}
+	}
+	return e
 }

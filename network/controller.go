@@ -75,7 +75,7 @@ type Kernel interface {
 // Firewall is berth's nftables ruleset as the controller changes it.
 type Firewall interface {
 	// Rebuild writes the whole ruleset for the given state.
-	Rebuild(nets []firewall.Network, binds []firewall.Binding) error
+	Rebuild(nets []firewall.Network, binds []firewall.Binding, guards []firewall.Guard) error
 	// Apply makes one operation's change in one transaction.
 	Apply(firewall.Change) error
 	// RedirectDNS sends a namespace's queries to 127.0.0.11:53 on to the

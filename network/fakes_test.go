@@ -293,6 +293,7 @@ type fakeFirewall struct {
 	networks map[string]firewall.Network
 	bindings map[firewall.Binding]bool
 	isolated map[string]bool
+	guarded  map[string]firewall.Guard
 	// redirects are the resolver ports DNS was redirected to.
 	redirects []uint16
 	applied   int
@@ -303,14 +304,17 @@ type fakeFirewall struct {
 }
 
 func newFakeFirewall() *fakeFirewall {
-	return &fakeFirewall{networks: map[string]firewall.Network{}, bindings: map[firewall.Binding]bool{}, isolated: map[string]bool{}}
+	return &fakeFirewall{networks: map[string]firewall.Network{}, bindings: map[firewall.Binding]bool{}, isolated: map[string]bool{}, guarded: map[string]firewall.Guard{}}
 }
 
-func (f *fakeFirewall) Rebuild(nets []firewall.Network, binds []firewall.Binding) error {
+func (f *fakeFirewall) Rebuild(nets []firewall.Network, binds []firewall.Binding, guards []firewall.Guard) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rebuilt++
-	f.networks, f.bindings, f.isolated = map[string]firewall.Network{}, map[firewall.Binding]bool{}, map[string]bool{}
+	f.networks, f.bindings, f.isolated, f.guarded = map[string]firewall.Network{}, map[firewall.Binding]bool{}, map[string]bool{}, map[string]firewall.Guard{}
+	for _, g := range guards {
+		f.guarded[g.Port] = g
+	}
 	for _, n := range nets {
 		f.networks[n.Bridge] = n
 		for _, p := range n.Ports {
@@ -351,6 +355,12 @@ func (f *fakeFirewall) Apply(ch firewall.Change) error {
 	}
 	for _, p := range ch.Isolate {
 		f.isolated[p] = true
+	}
+	for _, g := range ch.Unguard {
+		delete(f.guarded, g.Port)
+	}
+	for _, g := range ch.Guard {
+		f.guarded[g.Port] = g
 	}
 	return nil
 }
@@ -402,7 +412,7 @@ func newFakeDriver(name string, caps driver.Capabilities) *fakeDriver {
 func bridgeLike(name string) *fakeDriver {
 	d := newFakeDriver(name, driver.Capabilities{Scope: driver.ScopeLocal, Addresses: true, Sharing: driver.Shares})
 	d.describe = func(nw *driver.Network) driver.NetworkInfo {
-		fw := &driver.Firewall{Device: "br-" + nw.Name, Masquerade: true, Isolated: nw.Options["icc"] == "false"}
+		fw := &driver.Firewall{Device: "br-" + nw.Name, Masquerade: true, Isolated: nw.Options["icc"] == "false", AntiSpoof: nw.Options["spoof"] != "allow"}
 		if a, err := netip.ParseAddr(nw.Options["hostip"]); err == nil {
 			fw.HostIP = a
 		}

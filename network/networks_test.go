@@ -164,11 +164,25 @@ func TestANetworkIsUnderTheFirewallWhenItsDriverSaysSo(t *testing.T) {
 	if !tb.fw.isolated[ep.HostIfName] {
 		t.Error("an endpoint of an isolated network is not isolated")
 	}
+	if g := tb.fw.guarded[ep.HostIfName]; g.MAC.String() != ep.MAC || g.IPv4 != ep.IPv4.Addr() || g.IPv6.IsValid() {
+		t.Errorf("guard %+v for endpoint %+v: its MAC and its IPv4 address", g, ep)
+	}
+	tb.restart()
+	if _, ok := tb.fw.guarded[ep.HostIfName]; !ok || tb.fw.rebuilt == 0 {
+		t.Error("the guard is not in the rebuilt firewall")
+	}
 	if _, err := tb.c.Disconnect("s", "app", nil); err != nil {
 		t.Fatal(err)
 	}
 	if tb.fw.isolated[ep.HostIfName] {
 		t.Error("isolation stays after disconnect")
+	}
+	if _, ok := tb.fw.guarded[ep.HostIfName]; ok {
+		t.Error("the guard stays after disconnect")
+	}
+	tb.network("router", CreateOptions{Options: map[string]string{"spoof": "allow"}})
+	if ep := tb.connect("s", "router", EndpointOptions{}); len(tb.fw.guarded) != 0 {
+		t.Errorf("an endpoint of a network that allows spoofing is guarded: %+v", tb.fw.guarded[ep.HostIfName])
 	}
 	if err := tb.c.DeleteNetwork("app"); err != nil {
 		t.Fatal(err)

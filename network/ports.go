@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"sync"
 
@@ -233,14 +234,39 @@ func firewallNetwork(nw *netState) (firewall.Network, bool) {
 }
 
 // endpointChange is the firewall change an endpoint's arrival makes: its
-// published ports, and its veth in an isolated network.
+// published ports, its host-side device in an isolated network, and the
+// guard on that device against spoofing.
 func endpointChange(nw *netState, ep *Endpoint) firewall.Change {
 	var ch firewall.Change
 	ch.Publish = firewallBindings(ep)
 	if fn, ok := firewallNetwork(nw); ok && fn.Isolated && ep.HostIfName != "" {
 		ch.Isolate = []string{ep.HostIfName}
 	}
+	if g, ok := guardOf(nw, ep); ok {
+		ch.Guard = []firewall.Guard{g}
+	}
 	return ch
+}
+
+// guardOf is what an endpoint's host-side device may carry, on a network
+// whose driver asks for anti-spoofing.
+func guardOf(nw *netState, ep *Endpoint) (firewall.Guard, bool) {
+	fw := nw.info.Firewall
+	if fw == nil || !fw.AntiSpoof || ep.HostIfName == "" {
+		return firewall.Guard{}, false
+	}
+	mac, err := net.ParseMAC(ep.MAC)
+	if err != nil {
+		return firewall.Guard{}, false
+	}
+	g := firewall.Guard{Port: ep.HostIfName, MAC: mac}
+	if ep.IPv4.IsValid() {
+		g.IPv4 = ep.IPv4.Addr()
+	}
+	if ep.IPv6.IsValid() {
+		g.IPv6 = ep.IPv6.Addr()
+	}
+	return g, true
 }
 
 // reverse is the change that undoes ch.
@@ -249,11 +275,13 @@ func reverse(ch firewall.Change) firewall.Change {
 		AddNetworks: ch.RemoveNetworks, RemoveNetworks: ch.AddNetworks,
 		Publish: ch.Unpublish, Unpublish: ch.Publish,
 		Isolate: ch.Unisolate, Unisolate: ch.Isolate,
+		Guard: ch.Unguard, Unguard: ch.Guard,
 	}
 }
 
 func empty(ch firewall.Change) bool {
-	return len(ch.AddNetworks)+len(ch.RemoveNetworks)+len(ch.Publish)+len(ch.Unpublish)+len(ch.Isolate)+len(ch.Unisolate) == 0
+	return len(ch.AddNetworks)+len(ch.RemoveNetworks)+len(ch.Publish)+len(ch.Unpublish)+
+		len(ch.Isolate)+len(ch.Unisolate)+len(ch.Guard)+len(ch.Unguard) == 0
 }
 
 // applyFirewall makes a change, when there is one.
@@ -268,6 +296,7 @@ func (c *Controller) applyFirewall(ch firewall.Change) error {
 func (c *Controller) rebuildFirewall() error {
 	var nets []firewall.Network
 	var binds []firewall.Binding
+	var guards []firewall.Guard
 	for _, nw := range c.networks {
 		fn, ok := firewallNetwork(nw)
 		if !ok {
@@ -275,6 +304,9 @@ func (c *Controller) rebuildFirewall() error {
 		}
 		for _, ep := range nw.endpoints {
 			binds = append(binds, firewallBindings(&ep.rec)...)
+			if g, ok := guardOf(nw, &ep.rec); ok {
+				guards = append(guards, g)
+			}
 			if fn.Isolated && ep.rec.HostIfName != "" {
 				fn.Ports = append(fn.Ports, ep.rec.HostIfName)
 			}
@@ -293,5 +325,5 @@ func (c *Controller) rebuildFirewall() error {
 			c.log.Warn("allow 127.0.0.1 through the network's device", "device", fn.Bridge, "err", err)
 		}
 	}
-	return c.fw.Rebuild(nets, binds)
+	return c.fw.Rebuild(nets, binds, guards)
 }

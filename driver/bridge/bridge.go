@@ -27,6 +27,9 @@ const (
 	OptionHostBindingV4 = "com.docker.network.bridge.host_binding_ipv4"
 	OptionDefaultBridge = "com.docker.network.bridge.default_bridge"
 	OptionMTU           = "com.docker.network.driver.mtu"
+	// OptionAntiSpoofing is berth's own: "false" lets containers send from
+	// addresses that are not theirs (a container routing for others).
+	OptionAntiSpoofing = "com.berth.bridge.anti_spoofing"
 )
 
 const defaultMTU = 1500
@@ -86,6 +89,7 @@ func (d *Driver) Describe(nw *driver.Network) driver.NetworkInfo {
 		Device:     BridgeName(nw),
 		Masquerade: optionTrue(nw.Options, OptionMasquerade),
 		Isolated:   !optionTrue(nw.Options, OptionEnableICC),
+		AntiSpoof:  optionTrue(nw.Options, OptionAntiSpoofing),
 	}
 	if a, err := netip.ParseAddr(nw.Options[OptionHostBindingV4]); err == nil && !a.IsUnspecified() {
 		fw.HostIP = a
@@ -154,7 +158,7 @@ func (d *Driver) ValidateOptions(opts map[string]string) error {
 			if len(v) == 0 || len(v) > 15 || !validIfName(v) {
 				err = fmt.Errorf("invalid bridge name %q: 1 to 15 characters, no '/', ':' or whitespace", v)
 			}
-		case OptionEnableICC, OptionMasquerade, OptionDefaultBridge:
+		case OptionEnableICC, OptionMasquerade, OptionDefaultBridge, OptionAntiSpoofing:
 			_, perr := strconv.ParseBool(v)
 			if perr != nil {
 				err = fmt.Errorf("invalid value %q for %s: must be true or false", v, k)
