@@ -184,8 +184,8 @@ func TestAContainerCanSendOnlyAsItself(t *testing.T) {
 	sendFrom(t, attacker, aIP, oIP+":9000")
 	sendFrom(t, victim, vIP, oIP+":9000")
 	waitFor(t, 5*time.Second, func() error {
-		if seen.count(aIP) == 0 || seen.count(vIP) == 0 {
-			return errString("the observer has not heard from the attacker and the victim yet")
+		if seen.count(aIP) < 5 || seen.count(vIP) < 5 {
+			return errString("the observer has not heard all five datagrams from the attacker and the victim yet")
 		}
 		return nil
 	})
