@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -46,6 +47,13 @@ func NewClient(host string) (*Client, error) {
 		return d.DialContext(ctx, network, addr)
 	}}
 	return &Client{http: &http.Client{Transport: tr}, base: base}, nil
+}
+
+// SetTLS makes the client speak TLS with cfg to a tcp:// host, as a
+// daemon with --tls or --tlsverify wants. For before the first request.
+func (c *Client) SetTLS(cfg *tls.Config) {
+	c.http.Transport.(*http.Transport).TLSClientConfig = cfg
+	c.base = "https://" + strings.TrimPrefix(c.base, "http://")
 }
 
 // splitHost returns what to dial for a host. Like Docker, everything after

@@ -21,13 +21,30 @@ func portSpecs(c *Container) ([]network.PortSpec, error) {
 	}
 	if c.Host.PublishAllPorts {
 		for port := range c.Config.ExposedPorts {
-			if _, bound := c.Host.PortBindings[port]; !bound {
-				out = append(out, network.PortSpec{Proto: string(port.Proto()), Port: port.Num()})
+			if _, bound := c.Host.PortBindings[port]; bound {
+				continue
 			}
+			if err := checkPort(port); err != nil {
+				return nil, err
+			}
+			out = append(out, network.PortSpec{Proto: string(port.Proto()), Port: port.Num()})
 		}
 	}
 	sortPortSpecs(out)
 	return out, nil
+}
+
+// checkPort refuses a container port the kernel cannot publish.
+func checkPort(port ntypes.Port) error {
+	switch port.Proto() {
+	case "tcp", "udp", "sctp":
+	default:
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid proto: %s", port.Proto()))
+	}
+	if port.Num() == 0 {
+		return errdefs.ErrInvalidArgument.WithMessage("invalid containerPort: 0")
+	}
+	return nil
 }
 
 // PortSpecs turns Docker's port bindings into what the network
@@ -35,13 +52,8 @@ func portSpecs(c *Container) ([]network.PortSpec, error) {
 func PortSpecs(m ntypes.PortMap) ([]network.PortSpec, error) {
 	var out []network.PortSpec
 	for port, bindings := range m {
-		switch port.Proto() {
-		case "tcp", "udp", "sctp":
-		default:
-			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid proto: %s", port.Proto()))
-		}
-		if port.Num() == 0 {
-			return nil, errdefs.ErrInvalidArgument.WithMessage("invalid containerPort: 0")
+		if err := checkPort(port); err != nil {
+			return nil, err
 		}
 		if len(bindings) == 0 {
 			bindings = []ntypes.PortBinding{{}}
@@ -69,8 +81,9 @@ func sortPortSpecs(out []network.PortSpec) {
 	})
 }
 
-// hostPortRange reads a binding's host port: empty (any), one port, or a
-// range to pick a free one from.
+// hostPortRange reads a binding's host port: empty or 0 (any), one port,
+// or a range to pick a free one from. A range from 0 is refused: 0 asks for
+// any port, which would not be one of the range.
 func hostPortRange(s string) (uint16, uint16, error) {
 	if s == "" {
 		return 0, 0, nil
@@ -81,7 +94,7 @@ func hostPortRange(s string) (uint16, uint16, error) {
 	if err == nil && isRange {
 		max, err = strconv.ParseUint(hi, 10, 16)
 	}
-	if err != nil || min > max {
+	if err != nil || min > max || min == 0 && max != 0 {
 		return 0, 0, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid hostPort: %s", s))
 	}
 	return uint16(min), uint16(max), nil

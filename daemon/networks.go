@@ -56,13 +56,13 @@ func (d *Daemon) listNetworks(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	for _, t := range f["type"] {
+	for _, t := range f.get("type") {
 		if t != "custom" && t != "builtin" {
 			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid filter: 'type'='%s'", t))
 		}
 	}
 	var dangling *bool
-	for _, v := range f["dangling"] {
+	for _, v := range f.get("dangling") {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid filter 'dangling=%s'", v))
@@ -131,7 +131,7 @@ type createNetworkRequest struct {
 
 func (d *Daemon) createNetwork(w http.ResponseWriter, r *http.Request) error {
 	var req createNetworkRequest
-	if err := readJSON(r, &req); err != nil {
+	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
 	switch {
@@ -178,7 +178,7 @@ func (d *Daemon) pruneNetworks(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var until time.Time
-	for _, v := range f["until"] {
+	for _, v := range f.get("until") {
 		t, err := parseUntil(v, time.Now())
 		if err != nil {
 			return err
@@ -192,7 +192,7 @@ func (d *Daemon) pruneNetworks(w http.ResponseWriter, r *http.Request) error {
 		if !f.labels("label", n.Labels) {
 			return false
 		}
-		if _, ok := f["label!"]; ok && f.labels("label!", n.Labels) {
+		if f.has("label!") && f.labels("label!", n.Labels) {
 			return false
 		}
 		return true

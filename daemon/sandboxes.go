@@ -68,7 +68,7 @@ func (d *Daemon) listSandboxes(w http.ResponseWriter, r *http.Request) error {
 
 func (d *Daemon) createSandbox(w http.ResponseWriter, r *http.Request) error {
 	var req api.SandboxCreateRequest
-	if err := readJSON(r, &req); err != nil {
+	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
 	sb, err := d.ctrl.CreateSandbox(bnet.SandboxOptions{Name: req.Name, Key: req.Key})
@@ -96,7 +96,7 @@ func (d *Daemon) deleteSandbox(w http.ResponseWriter, r *http.Request) error {
 
 func (d *Daemon) connectSandbox(w http.ResponseWriter, r *http.Request) error {
 	var req api.SandboxConnectRequest
-	if err := readJSON(r, &req); err != nil {
+	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
 	if req.Network == "" {
@@ -141,7 +141,7 @@ func checkFamily(a netip.Addr, v6 bool) error {
 
 func (d *Daemon) disconnectSandbox(w http.ResponseWriter, r *http.Request) error {
 	var req api.SandboxDisconnectRequest
-	if err := readJSON(r, &req); err != nil {
+	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
 	if _, err := d.ctrl.Disconnect(r.PathValue("id"), req.Network, nil); err != nil {

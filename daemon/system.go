@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -91,7 +92,7 @@ func (d *Daemon) info(w http.ResponseWriter, r *http.Request) error {
 	for _, p := range d.cfg.Pools {
 		info.DefaultAddressPools = append(info.DefaultAddressPools, system.NetworkAddressPool{Base: p.Base, Size: p.Size})
 	}
-	info.Warnings = d.forwardWarnings()
+	info.Warnings = slices.Concat(d.apiWarnings, d.forwardWarnings())
 	return writeJSON(w, http.StatusOK, info)
 }
 

@@ -2,8 +2,8 @@ package firewall
 
 import (
 	"fmt"
-	"net/netip"
 	"maps"
+	"net/netip"
 	"slices"
 	"sync"
 

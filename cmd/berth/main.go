@@ -50,7 +50,7 @@ type cli struct {
 	err       io.Writer
 	lookupEnv func(string) (string, bool)
 
-	hostFlag string
+	conn connection
 
 	docker     *client.Client
 	berth      *api.Client
@@ -131,8 +131,7 @@ func newRootCommand(c *cli) *cobra.Command {
 	root.Flags().BoolP("version", "v", false, "Print version information and quit")
 	root.PersistentFlags().BoolP("help", "h", false, "Print usage")
 	_ = root.PersistentFlags().MarkHidden("help")
-	root.PersistentFlags().StringVarP(&c.hostFlag, "host", "H", "",
-		fmt.Sprintf("Daemon socket to connect to (default $%s or %s)", hostEnv, defaultHost))
+	c.addConnectionFlags(root.PersistentFlags())
 	root.SetFlagErrorFunc(flagError)
 	root.SetOut(c.out)
 	root.SetErr(c.err)

@@ -1,6 +1,7 @@
 // Command berthd is the berth daemon: it serves the Docker-compatible network
-// API on a unix socket and keeps the kernel's networks in line with its
-// store. It runs as root, in the foreground.
+// API on a unix socket (and on TCP, with TLS, when asked) and keeps the
+// kernel's networks in line with its store. It runs as root, in the
+// foreground.
 package main
 
 import (
@@ -34,8 +35,10 @@ func main() {
 
 func newCommand() *cobra.Command {
 	var (
-		host, root, execRoot, bridgeName, logLevel string
-		pools, dns                                 []string
+		root, execRoot, bridgeName, logLevel, group string
+		hosts, pools, dns                           []string
+		useTLS, tlsVerify, insecureTCP              bool
+		tlsOpts                                     daemon.TLS
 	)
 	cmd := &cobra.Command{
 		Use:           "berthd [OPTIONS]",
@@ -50,9 +53,15 @@ func newCommand() *cobra.Command {
 				return fmt.Errorf("invalid --log-level %q: debug, info, warn or error", logLevel)
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			cfg := daemon.Config{Host: host, Root: root, ExecRoot: execRoot, BridgeName: bridgeName, Log: log}
-			if cfg.Host == "" {
-				cfg.Host = "unix://" + filepath.Join(execRoot, "berth.sock")
+			cfg := daemon.Config{Hosts: hosts, Group: group, InsecureTCP: insecureTCP,
+				Root: root, ExecRoot: execRoot, BridgeName: bridgeName, Log: log}
+			if len(cfg.Hosts) == 0 {
+				cfg.Hosts = []string{"unix://" + filepath.Join(execRoot, "berth.sock")}
+			}
+			// As dockerd: --tlsverify, even =false, means TLS.
+			if useTLS || tlsVerify || cmd.Flags().Changed("tlsverify") {
+				tlsOpts.Verify = tlsVerify
+				cfg.TLS = &tlsOpts
 			}
 			for _, a := range dns {
 				ip, err := netip.ParseAddr(a)
@@ -81,7 +90,17 @@ func newCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&host, "host", "H", "", "API endpoint, unix:///path or tcp://addr:port (default unix://<exec-root>/berth.sock)")
+	f.StringArrayVarP(&hosts, "host", "H", nil, "API endpoint, unix:///path or tcp://addr:port (repeatable; default unix://<exec-root>/berth.sock)")
+	f.StringVarP(&group, "group", "G", daemon.DefaultSocketGroup, "group given the API socket, a name or a GID (\"\" for root alone; the default only where it exists)")
+	certPath := defaultCertPath()
+	f.BoolVar(&useTLS, "tls", false, "use TLS on tcp:// hosts; implied by --tlsverify")
+	// Unlike dockerd, not on by $DOCKER_TLS_VERIFY: that is a client's
+	// setting, and what the daemon accepts is asked for explicitly.
+	f.BoolVar(&tlsVerify, "tlsverify", false, "use TLS on tcp:// hosts and accept only clients with a certificate signed by --tlscacert")
+	f.StringVar(&tlsOpts.CA, "tlscacert", filepath.Join(certPath, "ca.pem"), "CA that clients' certificates must be signed by")
+	f.StringVar(&tlsOpts.Cert, "tlscert", filepath.Join(certPath, "cert.pem"), "the daemon's TLS certificate")
+	f.StringVar(&tlsOpts.Key, "tlskey", filepath.Join(certPath, "key.pem"), "the daemon's TLS key")
+	f.BoolVar(&insecureTCP, "insecure-tcp", false, "allow tcp:// hosts other than loopback without --tlsverify: whoever reaches them is root here")
 	f.StringVar(&root, "root", "/var/lib/berth", "directory of persistent state")
 	f.StringVar(&execRoot, "exec-root", "/run/berth", "directory of run-time files")
 	f.StringVar(&bridgeName, "bridge-name", "berth0", "bridge device of the default \"bridge\" network")
@@ -90,4 +109,14 @@ func newCommand() *cobra.Command {
 	f.StringArrayVar(&dns, "dns", nil, "DNS server for containers' names that are not containers' (repeatable; default: the host's)")
 	cmd.SetVersionTemplate("berthd version {{.Version}}\n")
 	return cmd
+}
+
+// defaultCertPath is where the TLS files are looked for by default, as
+// dockerd looks: $DOCKER_CERT_PATH, else ~/.docker.
+func defaultCertPath() string {
+	if p := os.Getenv("DOCKER_CERT_PATH"); p != "" {
+		return p
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".docker")
 }
