@@ -3,6 +3,7 @@ package container
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,10 +14,14 @@ import (
 
 	"github.com/containerd/errdefs"
 	ctypes "github.com/moby/moby/api/types/container"
+	mevents "github.com/moby/moby/api/types/events"
 	ntypes "github.com/moby/moby/api/types/network"
+	"golang.org/x/sys/unix"
 
+	"github.com/berth-net/berth/events"
 	"github.com/berth-net/berth/network"
 	"github.com/berth-net/berth/store"
+	"github.com/berth-net/berth/volume"
 )
 
 const bucketContainers = "containers"
@@ -43,6 +48,8 @@ type Container struct {
 	// gave the container when it last started.
 	LinkEnv   []string `json:",omitempty"`
 	LinkHosts []string `json:",omitempty"`
+	// Mounts are its volumes, bind and tmpfs mounts, settled at create.
+	Mounts []Mount `json:",omitempty"`
 }
 
 // NetworkAttachment is one network a container is (to be) connected to.
@@ -78,6 +85,9 @@ type Config struct {
 	Store    store.Store
 	Networks *network.Controller
 	Images   Images
+	Volumes  *volume.Store
+	// Events, when set, is told what happens to containers and volumes.
+	Events *events.Log
 	// Root keeps per-container state that survives reboots (the writable
 	// layer, logs); ExecRoot keeps run-time files (bundles, sockets).
 	Root     string
@@ -129,6 +139,12 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.CgroupParent == "" {
 		cfg.CgroupParent = "/berth"
+	}
+	// Processes runc starts detached in containers (execs with a terminal,
+	// or without a client) are reparented to berthd when runc leaves, so
+	// that their exit codes can be collected.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("become a subreaper: %w", err)
 	}
 	m := &Manager{
 		cfg:    cfg,
@@ -260,4 +276,26 @@ func (m *Manager) Sandbox(c Container) (network.SandboxDetail, bool) {
 	}
 	sb, err := m.cfg.Networks.InspectSandbox(c.ID)
 	return sb, err == nil
+}
+
+// emit tells the event log what happened, when there is one.
+func (m *Manager) emit(typ mevents.Type, action mevents.Action, id string, attrs map[string]string) {
+	if m.cfg.Events != nil {
+		m.cfg.Events.Emit(typ, action, id, attrs)
+	}
+}
+
+// emitContainer tells the event log what happened to a container: its
+// labels, image and name are the event's attributes, with extra.
+func (m *Manager) emitContainer(c *Container, action mevents.Action, extra map[string]string) {
+	if m.cfg.Events == nil {
+		return
+	}
+	attrs := map[string]string{}
+	if c.Config != nil {
+		maps.Copy(attrs, c.Config.Labels)
+	}
+	attrs["image"], attrs["name"] = c.Image, c.Name
+	maps.Copy(attrs, extra)
+	m.cfg.Events.Emit(mevents.ContainerEventType, action, c.ID, attrs)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	ctypes "github.com/moby/moby/api/types/container"
+	mevents "github.com/moby/moby/api/types/events"
 	ntypes "github.com/moby/moby/api/types/network"
 
 	"github.com/berth-net/berth/internal/stringid"
@@ -49,9 +50,6 @@ func (m *Manager) Create(opts CreateOptions) (Container, error) {
 	if host == nil {
 		host = &ctypes.HostConfig{}
 	}
-	if cfg.Tty {
-		return Container{}, errdefs.ErrInvalidArgument.WithMessage("berth containers have no terminal support (-t); use -i for input")
-	}
 	imageID, imgCfg, err := m.cfg.Images.Resolve(cfg.Image)
 	if err != nil {
 		return Container{}, err
@@ -72,6 +70,9 @@ func (m *Manager) Create(opts CreateOptions) (Container, error) {
 	if rec.Config.Hostname == "" && ownsSandbox(host.NetworkMode) {
 		rec.Config.Hostname = rec.ID[:12]
 	}
+	if rec.Mounts, err = m.planMounts(&rec); err != nil {
+		return Container{}, err
+	}
 
 	name := strings.TrimPrefix(opts.Name, "/")
 	if name != "" && !validName.MatchString(name) {
@@ -90,21 +91,31 @@ func (m *Manager) Create(opts CreateOptions) (Container, error) {
 	m.mu.Unlock()
 	rec.Name = name
 
+	unmake, err := m.makeVolumes(&rec)
+	if err != nil {
+		m.mu.Lock()
+		delete(m.byName, name)
+		m.mu.Unlock()
+		return Container{}, err
+	}
 	e := &entry{rec: rec, changed: make(chan struct{}), removed: make(chan struct{})}
 	err = os.MkdirAll(m.dir(rec.ID), 0o710)
 	if err == nil {
 		err = m.save(e)
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err != nil {
 		delete(m.byName, name)
+		m.mu.Unlock()
 		os.RemoveAll(m.dir(rec.ID))
+		unmake()
 		return Container{}, fmt.Errorf("record container: %w", err)
 	}
 	m.byID[rec.ID] = e
 	m.byName[name] = rec.ID
+	m.mu.Unlock()
 	m.log.Info("container created", "id", rec.ID, "name", name, "image", rec.Image)
+	m.emitContainer(&rec, mevents.ActionCreate, nil)
 	return rec, nil
 }
 
@@ -193,7 +204,7 @@ func (m *Manager) checkNetworking(rec *Container, nc *ntypes.NetworkingConfig) e
 	}
 	// Networks are recorded by name; the primary one, from the network
 	// mode, first.
-	primary, err := m.cfg.Networks.LookupNetwork(string(mode))
+	primary, err := lookupLater(m.cfg.Networks, string(mode))
 	if err != nil {
 		return err
 	}
@@ -209,7 +220,7 @@ func (m *Manager) checkNetworking(rec *Container, nc *ntypes.NetworkingConfig) e
 			settings[primary.Name] = eps[term]
 			continue
 		}
-		n, err := m.cfg.Networks.LookupNetwork(term)
+		n, err := lookupLater(m.cfg.Networks, term)
 		if err != nil {
 			return err
 		}
@@ -231,6 +242,18 @@ func (m *Manager) checkNetworking(rec *Container, nc *ntypes.NetworkingConfig) e
 		rec.Networks = append(rec.Networks, NetworkAttachment{Network: name, Config: ep.Copy()})
 	}
 	return nil
+}
+
+// lookupLater finds a network for a create. One that does not exist is
+// recorded by the name given: as with dockerd, the create stands and the
+// start fails with "network … not found" (docker run then shows that,
+// rather than taking a 404 at create for a missing image).
+func lookupLater(nets *network.Controller, term string) (network.NetworkRef, error) {
+	n, err := nets.LookupNetwork(term)
+	if errdefs.IsNotFound(err) {
+		return network.NetworkRef{Name: term}, nil
+	}
+	return n, err
 }
 
 // endpointOptions turns Docker's endpoint settings into what the controller

@@ -11,12 +11,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/containerd/errdefs"
 	ctypes "github.com/moby/moby/api/types/container"
+	mevents "github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/sys/signal"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -78,7 +81,12 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 		return err
 	}
 	undo = append(undo, func() { m.unmountRootFS(c.ID) })
-	if err := m.writeBundle(c, rootfs, netns); err != nil {
+	mounts, err := m.mountVolumes(c)
+	if err != nil {
+		return err
+	}
+	undo = append(undo, func() { m.unmountVolumes(c.ID, c.Mounts) })
+	if err := m.writeBundle(c, rootfs, netns, mounts); err != nil {
 		return err
 	}
 	if err := m.spawnShim(c); err != nil {
@@ -101,6 +109,7 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 		return err
 	}
 	m.log.Info("container started", "id", c.ID, "name", c.Name, "pid", pid)
+	m.emitContainer(c, mevents.ActionStart, nil)
 	go m.monitor(e)
 	return nil
 }
@@ -178,13 +187,7 @@ func (m *Manager) dnsConfig(c *Container) (*network.DNSConfig, error) {
 			cfg.Resolver = true
 		}
 	}
-	for _, l := range c.Host.Links {
-		name, alias := parseLink(l)
-		if cfg.Links == nil {
-			cfg.Links = map[string]string{}
-		}
-		cfg.Links[alias] = name
-	}
+	cfg.Links = resolverLinks(c)
 	return cfg, nil
 }
 
@@ -263,7 +266,7 @@ func (m *Manager) filesOf(c *Container) string {
 }
 
 // writeBundle writes the OCI bundle's config.json.
-func (m *Manager) writeBundle(c *Container, rootfs, netns string) error {
+func (m *Manager) writeBundle(c *Container, rootfs, netns string, mounts []specs.Mount) error {
 	uid, gid, err := lookupUser(rootfs, c.Config.User)
 	if err != nil {
 		return errdefs.ErrInvalidArgument.WithMessage(err.Error())
@@ -289,6 +292,16 @@ func (m *Manager) writeBundle(c *Container, rootfs, netns string) error {
 		},
 	})
 	spec.Process.User = specs.User{UID: uid, GID: gid}
+	spec.Mounts = append(spec.Mounts, mounts...)
+	if c.Config.Tty {
+		spec.Process.Terminal = true
+		if h, w := c.Host.ConsoleSize[0], c.Host.ConsoleSize[1]; h > 0 && w > 0 {
+			spec.Process.ConsoleSize = &specs.Box{Height: h, Width: w}
+		}
+		if !hasEnv(spec.Process.Env, "TERM") {
+			spec.Process.Env = append(spec.Process.Env, "TERM=xterm")
+		}
+	}
 	if string(c.Host.NetworkMode) == modeHost {
 		// Host mode shares the host's UTS namespace, so no hostname.
 		spec.Hostname = ""
@@ -327,7 +340,13 @@ func (m *Manager) shimSocket(id string) string {
 	return filepath.Join(m.cfg.ExecRoot, "shim", id[:16]+".sock")
 }
 func (m *Manager) exitFile(id string) string { return filepath.Join(m.runDir(id), "exit.json") }
-func (m *Manager) pidFile(id string) string  { return filepath.Join(m.runDir(id), "init.pid") }
+
+// consoleSocket is where runc hands a container's terminal to its shim;
+// short like the shim's socket.
+func (m *Manager) consoleSocket(id string) string {
+	return filepath.Join(m.cfg.ExecRoot, "shim", id[:16]+".console")
+}
+func (m *Manager) pidFile(id string) string { return filepath.Join(m.runDir(id), "init.pid") }
 
 // spawnShim starts the container's shim and returns once it listens.
 func (m *Manager) spawnShim(c *Container) error {
@@ -344,6 +363,9 @@ func (m *Manager) spawnShim(c *Container) error {
 		if c.Config.StdinOnce {
 			args = append(args, "--stdin-once")
 		}
+	}
+	if c.Config.Tty {
+		args = append(args, "--tty", "--console-socket", m.consoleSocket(c.ID))
 	}
 	cmd := exec.Command(m.cfg.Self, args...)
 	cmd.ExtraFiles = []*os.File{readyW}
@@ -390,15 +412,18 @@ func (m *Manager) exited(e *entry, st ExitStatus) {
 		return
 	}
 	c := &e.rec
+	// As dockerd: die, then what the end releases (network disconnect,
+	// volume unmount), then the state that wakes Stop and Wait.
+	m.emitContainer(c, mevents.ActionDie, map[string]string{"exitCode": strconv.Itoa(st.ExitCode)})
 	m.cleanupRuntime(c)
 	if err := m.setState(e, State{Status: ctypes.StateExited, ExitCode: st.ExitCode, StartedAt: c.State.StartedAt, FinishedAt: st.FinishedAt}); err != nil {
-		m.log.Error("record the container's exit", "id", c.ID, "err", err)
+		m.log.Error("record the container's exit", "id", c.ID, "name", c.Name, "err", err)
 	}
 	m.log.Info("container exited", "id", c.ID, "name", c.Name, "code", st.ExitCode)
 	autoRemove := c.Host.AutoRemove
 	e.mu.Unlock()
 	if autoRemove {
-		if err := m.Remove(context.Background(), e.rec.ID, true); err != nil && !errdefs.IsNotFound(err) {
+		if err := m.Remove(context.Background(), e.rec.ID, true, true); err != nil && !errdefs.IsNotFound(err) {
 			m.log.Warn("auto-remove", "id", e.rec.ID, "err", err)
 		}
 	}
@@ -413,6 +438,7 @@ func (m *Manager) cleanupRuntime(c *Container) {
 	if err := m.unmountRootFS(c.ID); err != nil {
 		m.log.Warn("unmount", "id", c.ID, "err", err)
 	}
+	m.unmountVolumes(c.ID, c.Mounts)
 	if ownsSandbox(c.Host.NetworkMode) {
 		m.releaseNetworks(c.ID)
 	}
@@ -435,7 +461,16 @@ func (m *Manager) Kill(ctx context.Context, term, sig string) error {
 	if !e.rec.State.Running() {
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("Container %s is not running", e.rec.ID))
 	}
+	// Told before the signal goes, so that the event comes before the
+	// die it may cause.
+	m.emitKill(&e.rec, s)
 	return m.runc.kill(ctx, e.rec.ID, s, false)
+}
+
+// emitKill tells the event log a signal went to the container, with its
+// number as dockerd gives it.
+func (m *Manager) emitKill(c *Container, s syscall.Signal) {
+	m.emitContainer(c, mevents.ActionKill, map[string]string{"signal": strconv.Itoa(int(s))})
 }
 
 // Stop sends the stop signal, waits up to timeout seconds (nil: the
@@ -470,18 +505,22 @@ func (m *Manager) Stop(ctx context.Context, term string, timeout *int, sig strin
 		wait = *timeout
 	}
 	if wait != 0 {
+		m.emitKill(&c, s)
 		m.runc.kill(ctx, c.ID, s, false)
 	}
 	if wait < 0 || m.waitChange(ctx, changed, time.Duration(wait)*time.Second) {
 		if wait < 0 {
 			m.waitChange(ctx, changed, -1)
 		}
+		m.emitContainer(&c, mevents.ActionStop, nil)
 		return nil
 	}
+	m.emitKill(&c, syscall.SIGKILL)
 	m.runc.kill(ctx, c.ID, syscall.SIGKILL, true)
 	if !m.waitChange(ctx, changed, 30*time.Second) {
 		return fmt.Errorf("container %s did not end after SIGKILL", c.ID)
 	}
+	m.emitContainer(&c, mevents.ActionStop, nil)
 	return nil
 }
 
@@ -557,8 +596,9 @@ func (m *Manager) Wait(ctx context.Context, term string, cond ctypes.WaitConditi
 	return e.rec.State.ExitCode, nil
 }
 
-// Remove deletes a stopped container; force kills a running one first.
-func (m *Manager) Remove(ctx context.Context, term string, force bool) error {
+// Remove deletes a stopped container; force kills a running one first,
+// volumes removes its anonymous volumes no other container refers to.
+func (m *Manager) Remove(ctx context.Context, term string, force, volumes bool) error {
 	e, err := m.find(term)
 	if err != nil {
 		return err
@@ -592,9 +632,10 @@ func (m *Manager) Remove(ctx context.Context, term string, force bool) error {
 	if e.rec.State.Running() {
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s started again while it was being removed", e.rec.ID))
 	}
+	was := e.rec.State.Status
 	e.rec.State.Status = ctypes.StateRemoving
 	if err := m.cfg.Store.Update(func(tx store.Tx) error { return tx.Delete(bucketContainers, e.rec.ID) }); err != nil {
-		e.rec.State.Status = ctypes.StateExited
+		e.rec.State.Status = was
 		return fmt.Errorf("remove container %s: %w", e.rec.ID, err)
 	}
 	m.runc.delete(ctx, e.rec.ID)
@@ -616,6 +657,10 @@ func (m *Manager) Remove(ctx context.Context, term string, force bool) error {
 	}
 	e.pending = nil
 	m.log.Info("container removed", "id", e.rec.ID, "name", e.rec.Name)
+	m.emitContainer(&e.rec, mevents.ActionDestroy, nil)
+	if volumes {
+		m.removeVolumes(&e.rec)
+	}
 	gone = true
 	return nil
 }
@@ -647,6 +692,11 @@ func (m *Manager) restore(e *entry) {
 			m.save(e)
 			m.log.Info("a start interrupted by a crash had finished", "id", c.ID, "name", c.Name, "pid", st.Pid)
 		}
+		for _, mt := range c.Mounts {
+			if mt.Type == mount.TypeVolume {
+				m.cfg.Volumes.Adopt(mt.Name, c.ID)
+			}
+		}
 		m.log.Info("adopted running container", "id", c.ID, "name", c.Name, "pid", c.State.Pid)
 		go m.monitor(e)
 		return
@@ -676,18 +726,29 @@ const restoreTimeout = 30 * time.Second
 type pendingAttach struct {
 	conn                  io.ReadWriteCloser
 	stdin, stdout, stderr bool
-	done                  chan struct{}
+	// detach ends the attach when the client types it.
+	detach []byte
+	done   chan struct{}
+}
+
+// AttachOptions are what a client attaches to.
+type AttachOptions struct {
+	Stdin, Stdout, Stderr bool
+	// DetachKeys end the attach, not the container, when they come on
+	// stdin (ParseDetachKeys); nil for none.
+	DetachKeys []byte
 }
 
 // Attach connects a client's stream to the container: output as Docker's
-// multiplexed stream, input to its stdin. Attaching to a created container
-// waits for its start. It returns when the stream ends.
-func (m *Manager) Attach(ctx context.Context, term string, conn io.ReadWriteCloser, stdin, stdout, stderr bool) error {
+// multiplexed stream (raw with a terminal), input to its stdin. Attaching
+// to a created container waits for its start. It returns when the stream
+// ends or the client detaches.
+func (m *Manager) Attach(ctx context.Context, term string, conn io.ReadWriteCloser, o AttachOptions) error {
 	e, err := m.find(term)
 	if err != nil {
 		return err
 	}
-	p := &pendingAttach{conn: conn, stdin: stdin, stdout: stdout, stderr: stderr, done: make(chan struct{})}
+	p := &pendingAttach{conn: conn, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, detach: o.DetachKeys, done: make(chan struct{})}
 	e.mu.Lock()
 	switch e.rec.State.Status {
 	case ctypes.StateRunning:
@@ -716,7 +777,11 @@ func (m *Manager) connectAttach(id string, p *pendingAttach) {
 		return
 	}
 	go func() {
-		io.Copy(sc, p.conn)
+		if copyUntilDetach(sc, p.conn, p.detach) {
+			// The client is gone from the container, which goes on.
+			sc.Close()
+			return
+		}
 		if cw, ok := sc.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		}
@@ -726,4 +791,30 @@ func (m *Manager) connectAttach(id string, p *pendingAttach) {
 		sc.Close()
 		close(p.done)
 	}()
+}
+
+// Resize sets the size of a running container's terminal; a container
+// without one has nothing to resize.
+func (m *Manager) Resize(term string, height, width uint16) error {
+	e, err := m.find(term)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	c := e.rec
+	e.mu.Unlock()
+	if !c.State.Running() {
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("Container %s is not running", c.ID))
+	}
+	if !c.Config.Tty {
+		return nil
+	}
+	var answer shimReady
+	if err := (shimClient{m.shimSocket(c.ID)}).ask(context.Background(), shimRequest{Op: "resize", Height: height, Width: width}, &answer); err != nil {
+		return err
+	}
+	if answer.Error != "" {
+		return errors.New(answer.Error)
+	}
+	return nil
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	ntypes "github.com/moby/moby/api/types/network"
+
+	"github.com/berth-net/berth/store"
 )
 
 // link is one legacy --link: the linked container and the name the
@@ -26,6 +28,80 @@ func parseLink(s string) (name, alias string) {
 		return name, name
 	}
 	return name, alias[strings.LastIndex(alias, "/")+1:]
+}
+
+// resolverLinks are the names, alias → container name, the container's
+// resolver answers on its user-defined networks: its --link targets and
+// the links given per network (EndpointsConfig.Links), which Docker also
+// resolves through its embedded DNS. Nil for none.
+func resolverLinks(c *Container) map[string]string {
+	var out map[string]string
+	add := func(links []string) {
+		for _, l := range links {
+			name, alias := parseLink(l)
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[alias] = name
+		}
+	}
+	add(c.Host.Links)
+	for _, a := range c.Networks {
+		if a.Config != nil {
+			add(a.Config.Links)
+		}
+	}
+	return out
+}
+
+// RemoveLink takes back the link a container knows by alias, as
+// DELETE /containers/{name}/{alias}?link=1 does; a running container's
+// resolver stops answering for it at once.
+func (m *Manager) RemoveLink(term, alias string) error {
+	e, err := m.find(term)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := &e.rec
+	drop := func(links []string) ([]string, bool) {
+		kept := slices.DeleteFunc(slices.Clone(links), func(l string) bool { _, a := parseLink(l); return a == alias })
+		return kept, len(kept) != len(links)
+	}
+	next := *c
+	host := *c.Host
+	next.Host = &host
+	found := false
+	var ok bool
+	if next.Host.Links, ok = drop(c.Host.Links); ok {
+		found = true
+	}
+	next.Networks = slices.Clone(c.Networks)
+	for i, a := range next.Networks {
+		if a.Config == nil {
+			continue
+		}
+		cfg := a.Config.Copy()
+		if cfg.Links, ok = drop(a.Config.Links); ok {
+			found = true
+			next.Networks[i].Config = cfg
+		}
+	}
+	if !found {
+		return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("Could not find entity for %s", "/"+c.Name+"/"+alias))
+	}
+	persist := func(tx store.Tx) error { return store.PutJSON(tx, bucketContainers, next.ID, &next) }
+	if c.State.Running() && ownsSandbox(c.Host.NetworkMode) {
+		err = m.cfg.Networks.SetLinks(c.ID, resolverLinks(&next), persist)
+	} else {
+		err = m.cfg.Store.Update(persist)
+	}
+	if err != nil {
+		return err
+	}
+	*c = next
+	return nil
 }
 
 // links resolves a container's --link targets; on the default bridge they

@@ -59,6 +59,11 @@ func (m *Manager) Connect(term, netTerm string, cfg *ntypes.EndpointSettings) er
 		m.save(e)
 		return err
 	}
+	if len(cfg.Links) > 0 {
+		if err := m.cfg.Networks.SetLinks(c.ID, resolverLinks(c), nil); err != nil {
+			m.log.Warn("resolve the connect's links", "id", c.ID, "err", err)
+		}
+	}
 	return m.writeHosts(c, files)
 }
 

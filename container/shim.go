@@ -31,9 +31,11 @@ import (
 
 // shimRequest opens a conversation on the shim's socket.
 type shimRequest struct {
-	// Op is "start", "attach", "wait", "state" or "abort".
+	// Op is "start", "attach", "wait", "state", "abort" or "resize".
 	Op                    string
 	Stdin, Stdout, Stderr bool
+	// Height and Width are a resize's terminal size.
+	Height, Width uint16 `json:",omitempty"`
 }
 
 // Phases of a shim's container, as the state request reports them.
@@ -72,6 +74,10 @@ type shimReady struct {
 type shimConfig struct {
 	id, bundle, runc, runcRoot, log, socket, exitFile, pidFile string
 	stdin, stdinOnce                                           bool
+	// tty gives the container a terminal, whose master runc hands over
+	// on consoleSocket.
+	tty           bool
+	consoleSocket string
 }
 
 // RunShim is the shim's main; berthd calls it for `berthd shim`.
@@ -88,6 +94,8 @@ func RunShim(args []string) int {
 	fs.StringVar(&c.pidFile, "pid-file", "", "container init pid file")
 	fs.BoolVar(&c.stdin, "stdin", false, "keep the container's stdin open for attach")
 	fs.BoolVar(&c.stdinOnce, "stdin-once", false, "close stdin when the first attached client's input ends")
+	fs.BoolVar(&c.tty, "tty", false, "give the container a terminal")
+	fs.StringVar(&c.consoleSocket, "console-socket", "", "where runc hands over the terminal")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -111,6 +119,10 @@ type shim struct {
 	listener net.Listener
 	logs     *logWriter
 	stdin    *os.File // write end of the container's stdin, nil without -i
+	// console is the master of the container's terminal, with -t; it is
+	// there once consoleReady is closed (after the start, or without one).
+	console      *os.File
+	consoleReady chan struct{}
 
 	// The container's stdio, kept until the start hands them to runc.
 	stdio   [3]*os.File
@@ -144,7 +156,18 @@ func newShim(c shimConfig) (*shim, error) {
 		logs.close()
 		return nil, err
 	}
-	s := &shim{cfg: c, listener: l, logs: logs, phase: phaseWaiting, clients: map[*frameWriter]shimRequest{}, exited: make(chan struct{}), started: make(chan error, 1), accepting: make(chan struct{})}
+	s := &shim{cfg: c, listener: l, logs: logs, phase: phaseWaiting, clients: map[*frameWriter]shimRequest{}, exited: make(chan struct{}), started: make(chan error, 1), accepting: make(chan struct{}), consoleReady: make(chan struct{})}
+	if c.tty {
+		// The terminal arrives with the start; stdio is runc's own.
+		null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		if err != nil {
+			l.Close()
+			logs.close()
+			return nil, err
+		}
+		s.stdio = [3]*os.File{null, null, null}
+		return s, nil
+	}
 	if err := s.pipes(); err != nil {
 		l.Close()
 		os.Remove(c.socket)
@@ -183,8 +206,19 @@ func (s *shim) pipes() error {
 // shim's to reap.
 func (s *shim) start() error {
 	runcLog := s.cfg.bundle + "/runc.log"
-	cmd := exec.Command(s.cfg.runc, "--root", s.cfg.runcRoot, "--log", runcLog, "--log-format", "json",
-		"run", "--detach", "--bundle", s.cfg.bundle, "--pid-file", s.cfg.pidFile, s.cfg.id)
+	args := []string{"--root", s.cfg.runcRoot, "--log", runcLog, "--log-format", "json",
+		"run", "--detach", "--bundle", s.cfg.bundle, "--pid-file", s.cfg.pidFile}
+	var console <-chan consoleResult
+	if s.cfg.tty {
+		cs, err := listenConsole(s.cfg.consoleSocket)
+		if err != nil {
+			return err
+		}
+		defer cs.Close()
+		console = acceptConsole(cs)
+		args = append(args, "--console-socket", s.cfg.consoleSocket)
+	}
+	cmd := exec.Command(s.cfg.runc, append(args, s.cfg.id)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.stdio[0], s.stdio[1], s.stdio[2]
 	runErr := cmd.Run()
 	for _, f := range s.stdio {
@@ -192,6 +226,18 @@ func (s *shim) start() error {
 	}
 	if runErr != nil {
 		return fmt.Errorf("%s", runcFailure(runcLog, runErr))
+	}
+	if console != nil {
+		res := <-console
+		if res.err != nil {
+			return fmt.Errorf("receive the container's terminal: %w", res.err)
+		}
+		s.mu.Lock()
+		s.console = res.f
+		s.mu.Unlock()
+		close(s.consoleReady)
+		s.outputs.Add(1)
+		go s.copyOutput("stdout", streamStdout, s.console)
 	}
 	b, err := os.ReadFile(s.cfg.pidFile)
 	if err != nil {
@@ -413,6 +459,17 @@ func (s *shim) handle(conn net.Conn) {
 		st := shimState{Phase: s.phase, Pid: s.pid}
 		s.mu.Unlock()
 		json.NewEncoder(conn).Encode(st)
+	case "resize":
+		answer := shimReady{}
+		s.mu.Lock()
+		console := s.console
+		s.mu.Unlock()
+		if console == nil {
+			answer.Error = "the container has no terminal"
+		} else if err := resizeConsole(console, req.Height, req.Width); err != nil {
+			answer.Error = err.Error()
+		}
+		json.NewEncoder(conn).Encode(answer)
 	case "wait":
 		<-s.exited
 		json.NewEncoder(conn).Encode(s.exit)
@@ -424,23 +481,39 @@ func (s *shim) handle(conn net.Conn) {
 // attach streams the container's output to conn until the container ends,
 // and feeds conn's input to the container's stdin when asked.
 func (s *shim) attach(conn net.Conn, r *bufio.Reader, req shimRequest) {
-	fw := &frameWriter{w: conn}
+	fw := &frameWriter{w: conn, raw: s.cfg.tty}
 	s.mu.Lock()
 	if s.exit != nil {
 		s.mu.Unlock()
 		return
 	}
 	s.clients[fw] = req
-	useStdin := req.Stdin && s.stdin != nil && !(s.cfg.stdinOnce && s.stdinUsed)
+	useStdin := req.Stdin && (s.stdin != nil || s.cfg.tty && s.cfg.stdin) && !(s.cfg.stdinOnce && s.stdinUsed)
 	if useStdin {
 		s.stdinUsed = true
 	}
 	s.mu.Unlock()
 	if useStdin {
 		go func() {
-			io.Copy(s.stdin, r)
-			if s.cfg.stdinOnce {
-				s.stdin.Close()
+			if !s.cfg.tty {
+				io.Copy(s.stdin, r)
+				if s.cfg.stdinOnce {
+					s.stdin.Close()
+				}
+				return
+			}
+			// A client attached before the start types into the terminal
+			// once there is one.
+			select {
+			case <-s.consoleReady:
+			case <-s.exited:
+				return
+			}
+			s.mu.Lock()
+			console := s.console
+			s.mu.Unlock()
+			if console != nil {
+				io.Copy(console, r)
 			}
 		}()
 	}

@@ -18,11 +18,18 @@ const (
 type frameWriter struct {
 	mu sync.Mutex
 	w  io.Writer
+	// raw writes the bytes alone: a terminal's one stream, as Docker
+	// sends it.
+	raw bool
 }
 
 func (f *frameWriter) writeFrame(stream byte, p []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.raw {
+		_, err := f.w.Write(p)
+		return err
+	}
 	var hdr [8]byte
 	hdr[0] = stream
 	binary.BigEndian.PutUint32(hdr[4:], uint32(len(p)))

@@ -31,21 +31,32 @@ func (d *Daemon) containerRoutes(mux *http.ServeMux) {
 	d.handle(mux, "POST /containers/{id}/kill", d.killContainer)
 	d.handle(mux, "POST /containers/{id}/wait", d.waitContainer)
 	d.handle(mux, "DELETE /containers/{id}", d.removeContainer)
+	d.handle(mux, "DELETE /containers/{id}/{alias}", d.removeLink)
+	d.handle(mux, "POST /containers/{id}/rename", d.renameContainer)
 	d.handle(mux, "GET /containers/{id}/logs", d.containerLogs)
 	d.handle(mux, "POST /containers/{id}/attach", d.attachContainer)
 	d.handle(mux, "POST /containers/{id}/resize", d.resizeContainer)
 	d.handle(mux, "POST /containers/{id}/exec", d.createExec)
 	d.handle(mux, "POST /exec/{id}/start", d.startExec)
 	d.handle(mux, "GET /exec/{id}/json", d.inspectExec)
-	d.handle(mux, "POST /exec/{id}/resize", d.resizeContainer)
+	d.handle(mux, "POST /exec/{id}/resize", d.resizeExec)
 	d.handle(mux, "POST /networks/{id}/connect", d.connectContainer)
 	d.handle(mux, "POST /networks/{id}/disconnect", d.disconnectContainer)
 }
 
 func (d *Daemon) createContainer(w http.ResponseWriter, r *http.Request) error {
-	var req ctypes.CreateRequest
-	if err := readJSON(r, &req); err != nil {
+	var body json.RawMessage
+	if err := readJSON(w, r, &body); err != nil {
 		return err
+	}
+	var req ctypes.CreateRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+	}
+	if legacyNetworking(r) {
+		if err := legacyCreate(body, &req); err != nil {
+			return err
+		}
 	}
 	c, err := d.containers.Create(container.CreateOptions{
 		Name: r.URL.Query().Get("name"), Config: req.Config, Host: req.HostConfig, Networking: req.NetworkingConfig,
@@ -141,15 +152,85 @@ func (d *Daemon) waitContainer(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (d *Daemon) removeContainer(w http.ResponseWriter, r *http.Request) error {
-	if err := d.containers.Remove(r.Context(), r.PathValue("id"), boolValue(r, "force")); err != nil {
+	if boolValue(r, "link") {
+		return errdefs.ErrInvalidArgument.WithMessage("Conflict, cannot remove the default link name of the container")
+	}
+	if err := d.containers.Remove(r.Context(), r.PathValue("id"), boolValue(r, "force"), boolValue(r, "v")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
+// removeLink takes back a link, DELETE /containers/{parent}/{alias}?link=1.
+func (d *Daemon) removeLink(w http.ResponseWriter, r *http.Request) error {
+	if !boolValue(r, "link") {
+		return errdefs.ErrNotFound.WithMessage("page not found")
+	}
+	if err := d.containers.RemoveLink(r.PathValue("id"), r.PathValue("alias")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (d *Daemon) renameContainer(w http.ResponseWriter, r *http.Request) error {
+	if err := d.containers.Rename(r.PathValue("id"), r.URL.Query().Get("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// terminalSize reads a resize's h and w.
+func terminalSize(r *http.Request) (uint16, uint16, error) {
+	var size [2]uint16
+	for i, key := range []string{"h", "w"} {
+		n, err := strconv.ParseUint(r.URL.Query().Get(key), 10, 16)
+		if err != nil {
+			return 0, 0, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid value for %s: %q", key, r.URL.Query().Get(key)))
+		}
+		size[i] = uint16(n)
+	}
+	return size[0], size[1], nil
+}
+
 func (d *Daemon) resizeContainer(w http.ResponseWriter, r *http.Request) error {
-	return errdefs.ErrInvalidArgument.WithMessage("berth containers have no terminal to resize")
+	h, wd, err := terminalSize(r)
+	if err != nil {
+		return err
+	}
+	if err := d.containers.Resize(r.PathValue("id"), h, wd); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (d *Daemon) resizeExec(w http.ResponseWriter, r *http.Request) error {
+	h, wd, err := terminalSize(r)
+	if err != nil {
+		return err
+	}
+	if err := d.containers.ExecResize(r.PathValue("id"), h, wd); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// Content types of streams: Docker's multiplexed frames, or, for a
+// terminal, its bytes as they are.
+const (
+	multiplexedStream = "application/vnd.docker.multiplexed-stream"
+	rawStream         = "application/vnd.docker.raw-stream"
+)
+
+func streamType(tty bool) string {
+	if tty {
+		return rawStream
+	}
+	return multiplexedStream
 }
 
 var containerFilters = []string{"id", "name", "status", "network", "label", "ancestor", "exited"}
@@ -164,7 +245,7 @@ func (d *Daemon) listContainers(w http.ResponseWriter, r *http.Request) error {
 	all := boolValue(r, "all") || limit > 0
 	out := []ctypes.Summary{}
 	for _, c := range d.containers.List() {
-		if !all && !c.State.Running() && len(f["status"]) == 0 {
+		if !all && !c.State.Running() && len(f.get("status")) == 0 {
 			continue
 		}
 		if !matchContainer(f, c) {
@@ -182,7 +263,7 @@ func matchContainer(f filters, c container.Container) bool {
 	if !f.any("id", func(v string) bool { return strings.HasPrefix(c.ID, v) }) ||
 		!f.match("name", c.Name) && !f.match("name", "/"+c.Name) ||
 		!f.exact("status", string(c.State.Status)) ||
-		!f.exact("exited", strconv.Itoa(c.State.ExitCode)) || (len(f["exited"]) > 0 && c.State.Status != ctypes.StateExited) ||
+		!f.exact("exited", strconv.Itoa(c.State.ExitCode)) || (len(f.get("exited")) > 0 && c.State.Status != ctypes.StateExited) ||
 		!f.exact("ancestor", c.Image) && !f.exact("ancestor", c.ImageID) ||
 		!f.labels("label", c.Config.Labels) {
 		return false
@@ -202,7 +283,7 @@ func (d *Daemon) summary(c container.Container) ctypes.Summary {
 		ID: c.ID, Names: []string{"/" + c.Name}, Image: c.Image, ImageID: c.ImageID,
 		Command: commandLine(c.Path, c.Args), Created: c.Created.Unix(),
 		Ports: d.portSummaries(c), Labels: c.Config.Labels, State: c.State.Status,
-		Status: statusText(c.State), Mounts: []ctypes.MountPoint{},
+		Status: statusText(c.State), Mounts: c.MountPoints(),
 		NetworkSettings: &ctypes.NetworkSettingsSummary{Networks: d.endpointSettings(c)},
 	}
 	if s.Labels == nil {
@@ -306,11 +387,14 @@ func (d *Daemon) inspectContainer(w http.ResponseWriter, r *http.Request) error 
 		HostsPath:      d.containers.FilePath(c, "hosts"),
 		LogPath:        d.containers.LogPath(c.ID),
 		ExecIDs:        d.containers.ExecIDs(c.ID),
-		HostConfig:     c.Host, Config: c.Config, Mounts: []ctypes.MountPoint{},
+		HostConfig:     c.Host, Config: c.Config, Mounts: c.MountPoints(),
 		NetworkSettings: &ctypes.NetworkSettings{Ports: d.portMap(c), Networks: d.endpointSettings(c)},
 	}
 	if sb, ok := d.containers.Sandbox(c); ok {
 		resp.NetworkSettings.SandboxID, resp.NetworkSettings.SandboxKey = sb.ID, sb.Key
+	}
+	if legacyNetworking(r) {
+		return writeJSON(w, http.StatusOK, withLegacyNetworkSettings(resp))
 	}
 	return writeJSON(w, http.StatusOK, resp)
 }
@@ -337,21 +421,28 @@ func (d *Daemon) containerLogs(w http.ResponseWriter, r *http.Request) error {
 			*dst = t
 		}
 	}
-	if _, err := d.containers.Get(r.PathValue("id")); err != nil {
+	c, err := d.containers.Get(r.PathValue("id"))
+	if err != nil {
 		return err
 	}
+	tty := c.Config.Tty
 	timestamps := boolValue(r, "timestamps")
-	w.Header().Set("Content-Type", "application/vnd.docker.multiplexed-stream")
+	w.Header().Set("Content-Type", streamType(tty))
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
 	out := io.Writer(w)
 	if flusher != nil {
 		out = flushWriter{w: w, f: flusher}
 	}
-	err := d.containers.Logs(r.Context(), r.PathValue("id"), opts, func(e container.LogEntry) error {
+	err = d.containers.Logs(r.Context(), r.PathValue("id"), opts, func(e container.LogEntry) error {
 		line := e.Log
 		if timestamps {
 			line = e.Time.Format(time.RFC3339Nano) + " " + line
+		}
+		if tty {
+			// A terminal's output is one stream, sent as it is.
+			_, err := io.WriteString(out, line)
+			return err
 		}
 		stream := byte(1)
 		if e.Stream == "stderr" {
@@ -373,17 +464,24 @@ func (d *Daemon) containerLogs(w http.ResponseWriter, r *http.Request) error {
 
 func (d *Daemon) attachContainer(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	if _, err := d.containers.Get(id); err != nil {
+	c, err := d.containers.Get(id)
+	if err != nil {
 		return err
 	}
-	conn, err := hijack(w, r, "application/vnd.docker.multiplexed-stream")
+	opts := container.AttachOptions{Stdin: boolValue(r, "stdin"), Stdout: boolValue(r, "stdout"), Stderr: boolValue(r, "stderr")}
+	if opts.Stdin {
+		if opts.DetachKeys, err = container.ParseDetachKeys(r.URL.Query().Get("detachKeys")); err != nil {
+			return err
+		}
+	}
+	conn, err := hijack(w, r, streamType(c.Config.Tty))
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	// The request's context ends when the client half-closes its side,
 	// which clients do when they send no input; the stream goes on.
-	err = d.containers.Attach(context.WithoutCancel(r.Context()), id, conn, boolValue(r, "stdin"), boolValue(r, "stdout"), boolValue(r, "stderr"))
+	err = d.containers.Attach(context.WithoutCancel(r.Context()), id, conn, opts)
 	if err != nil {
 		fmt.Fprintf(conn, "Error attaching: %s\n", err)
 	}
@@ -392,7 +490,7 @@ func (d *Daemon) attachContainer(w http.ResponseWriter, r *http.Request) error {
 
 func (d *Daemon) createExec(w http.ResponseWriter, r *http.Request) error {
 	var req ctypes.ExecCreateRequest
-	if err := readJSON(r, &req); err != nil {
+	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
 	id, err := d.containers.ExecCreate(r.PathValue("id"), req)
@@ -404,11 +502,12 @@ func (d *Daemon) createExec(w http.ResponseWriter, r *http.Request) error {
 
 func (d *Daemon) startExec(w http.ResponseWriter, r *http.Request) error {
 	var req ctypes.ExecStartRequest
-	if err := readJSON(r, &req); err != nil {
+	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
 	id := r.PathValue("id")
-	if _, err := d.containers.ExecInspect(id); err != nil {
+	x, err := d.containers.ExecInspect(id)
+	if err != nil {
 		return err
 	}
 	if req.Detach {
@@ -418,7 +517,7 @@ func (d *Daemon) startExec(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	conn, err := hijack(w, r, "application/vnd.docker.multiplexed-stream")
+	conn, err := hijack(w, r, streamType(x.ProcessConfig.Tty))
 	if err != nil {
 		return err
 	}
@@ -439,7 +538,7 @@ func (d *Daemon) inspectExec(w http.ResponseWriter, r *http.Request) error {
 
 func (d *Daemon) connectContainer(w http.ResponseWriter, r *http.Request) error {
 	var req ntypes.ConnectRequest
-	if err := readJSON(r, &req); err != nil {
+	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
 	if req.Container == "" {
@@ -454,7 +553,7 @@ func (d *Daemon) connectContainer(w http.ResponseWriter, r *http.Request) error 
 
 func (d *Daemon) disconnectContainer(w http.ResponseWriter, r *http.Request) error {
 	var req ntypes.DisconnectRequest
-	if err := readJSON(r, &req); err != nil {
+	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
 	if req.Container == "" {

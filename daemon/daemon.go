@@ -9,13 +9,14 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/berth-net/berth/container"
+	"github.com/berth-net/berth/events"
 	"github.com/berth-net/berth/firewall"
 	"github.com/berth-net/berth/image"
 	"github.com/berth-net/berth/ipam"
@@ -24,6 +25,7 @@ import (
 	"github.com/berth-net/berth/network"
 	"github.com/berth-net/berth/resolver"
 	"github.com/berth-net/berth/store"
+	"github.com/berth-net/berth/volume"
 )
 
 // Version and GitCommit are reported by /version; make build sets them.
@@ -34,8 +36,17 @@ var (
 
 // Config is berthd's configuration, from its flags.
 type Config struct {
-	// Host is where the API listens: unix:///path or tcp://addr:port.
-	Host string
+	// Hosts are where the API listens, one listener each: unix:///path
+	// or tcp://addr:port (see listen.go).
+	Hosts []string
+	// Group is given the unix sockets (a name or a GID); "" leaves them
+	// root's. See DefaultSocketGroup.
+	Group string
+	// TLS, when set, puts TLS on the TCP endpoints.
+	TLS *TLS
+	// InsecureTCP allows TCP endpoints without client verification on
+	// addresses other than loopback.
+	InsecureTCP bool
 	// Root holds the state (berth.db).
 	Root string
 	// ExecRoot holds run-time files: namespace mounts and, by default, the
@@ -61,11 +72,17 @@ type Daemon struct {
 	ctrl       *network.Controller
 	images     *image.Store
 	containers *container.Manager
+	volumes    *volume.Store
+	events     *events.Log
 	server     *http.Server
-	listener   net.Listener
-	socket     string
-	started    time.Time
-	id         string
+	// done closes when the server shuts down: streams end then.
+	done      chan struct{}
+	listeners []net.Listener
+	sockets   []string
+	// apiWarnings are what the log and /info say of the API endpoints.
+	apiWarnings []string
+	started     time.Time
+	id          string
 }
 
 // storeLockTimeout bounds the wait for the database: a second daemon on the
@@ -83,13 +100,17 @@ func New(cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	cfg.Root = root
+	api, err := planAPI(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
 		return nil, fmt.Errorf("create root %s: %w", cfg.Root, err)
 	}
 	if err := os.MkdirAll(cfg.ExecRoot, 0o710); err != nil {
 		return nil, fmt.Errorf("create exec-root %s: %w", cfg.ExecRoot, err)
 	}
-	d := &Daemon{cfg: cfg, started: time.Now()}
+	d := &Daemon{cfg: cfg, started: time.Now(), apiWarnings: api.warnings, events: events.New(), done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			d.close()
@@ -141,9 +162,13 @@ func New(cfg Config) (_ *Daemon, err error) {
 				return out
 			},
 		},
-		Log: cfg.Log,
+		Events: d.events,
+		Log:    cfg.Log,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if d.volumes, err = volume.New(cfg.Root, st); err != nil {
 		return nil, err
 	}
 	if d.images, err = image.NewStore(filepath.Join(cfg.Root, "images"), st); err != nil {
@@ -155,17 +180,20 @@ func New(cfg Config) (_ *Daemon, err error) {
 	}
 	d.containers, err = container.New(container.Config{
 		Store: st, Networks: d.ctrl, Images: d.images, Root: cfg.Root, ExecRoot: cfg.ExecRoot, Self: self, Log: cfg.Log,
-		Removed: d.collectImages,
+		Removed: d.collectImages, Volumes: d.volumes, Events: d.events,
 	})
 	if err != nil {
 		return nil, err
 	}
 	d.collectImages()
-	if d.listener, d.socket, err = listen(cfg.Host); err != nil {
+	if err := d.listen(api); err != nil {
 		return nil, err
 	}
-	d.server = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second}
-	for _, w := range d.forwardWarnings() {
+	d.server = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second,
+		// Refused TLS clients and other connection errors, in the log.
+		ErrorLog: slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)}
+	d.server.RegisterOnShutdown(func() { close(d.done) })
+	for _, w := range slices.Concat(d.apiWarnings, d.forwardWarnings()) {
 		cfg.Log.Warn(w)
 	}
 	return d, nil
@@ -197,53 +225,14 @@ func daemonID(st store.Store) (string, error) {
 	return id, err
 }
 
-// listen binds the API endpoint. A unix socket gets mode 0660 in a
-// directory of mode 0710; a stale socket left by a dead daemon is replaced,
-// a live one is refused.
-func listen(hostURL string) (net.Listener, string, error) {
-	u, err := url.Parse(hostURL)
-	if err != nil {
-		return nil, "", fmt.Errorf("invalid --host %q: %w", hostURL, err)
-	}
-	switch u.Scheme {
-	case "unix":
-		path := u.Path
-		if path == "" {
-			return nil, "", fmt.Errorf("invalid --host %q: no socket path", hostURL)
-		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o710); err != nil {
-			return nil, "", err
-		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, "", fmt.Errorf("another daemon is listening on %s", path)
-		}
-		os.Remove(path)
-		l, err := net.Listen("unix", path)
-		if err != nil {
-			return nil, "", fmt.Errorf("listen on %s: %w", path, err)
-		}
-		if err := os.Chmod(path, 0o660); err != nil {
-			l.Close()
-			return nil, "", err
-		}
-		return l, path, nil
-	case "tcp":
-		l, err := net.Listen("tcp", u.Host)
-		if err != nil {
-			return nil, "", fmt.Errorf("listen on %s: %w", u.Host, err)
-		}
-		return l, "", nil
-	}
-	return nil, "", fmt.Errorf("invalid --host %q: scheme must be unix or tcp", hostURL)
-}
-
 // Serve answers API requests until ctx is done, then shuts down cleanly:
 // requests in flight finish, the socket goes, kernel state stays.
 func (d *Daemon) Serve(ctx context.Context) error {
-	errc := make(chan error, 1)
-	go func() { errc <- d.server.Serve(d.listener) }()
-	d.cfg.Log.Info("berthd ready", "host", d.cfg.Host, "root", d.cfg.Root, "version", Version)
+	errc := make(chan error, len(d.listeners))
+	for _, l := range d.listeners {
+		go func() { errc <- d.server.Serve(l) }()
+	}
+	d.cfg.Log.Info("berthd ready", "hosts", strings.Join(d.cfg.Hosts, ","), "root", d.cfg.Root, "version", Version)
 	var err error
 	select {
 	case <-ctx.Done():
@@ -261,12 +250,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 }
 
 func (d *Daemon) close() {
-	if d.listener != nil {
-		d.listener.Close()
-	}
-	if d.socket != "" {
-		os.Remove(d.socket)
-	}
+	d.closeListeners()
 	if d.ctrl != nil {
 		d.ctrl.Close()
 	}
@@ -282,4 +266,15 @@ func (d *Daemon) close() {
 	if d.store != nil {
 		d.store.Close()
 	}
+}
+
+// closeListeners closes the API endpoints and removes the sockets.
+func (d *Daemon) closeListeners() {
+	for _, l := range d.listeners {
+		l.Close()
+	}
+	for _, s := range d.sockets {
+		os.Remove(s)
+	}
+	d.listeners, d.sockets = nil, nil
 }

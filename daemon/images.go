@@ -12,6 +12,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	mevents "github.com/moby/moby/api/types/events"
 	itypes "github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/jsonstream"
 )
@@ -70,6 +71,7 @@ func (d *Daemon) createImage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	d.events.Emit(mevents.ImageEventType, mevents.ActionImport, img.ID, map[string]string{"name": ref})
 	return writeJSON(w, http.StatusOK, jsonstream.Message{Status: img.ID})
 }
 
@@ -79,35 +81,35 @@ func (d *Daemon) listImages(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var dangling *bool
-	for _, v := range f["dangling"] {
+	for _, v := range f.get("dangling") {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid filter 'dangling=%s'", v))
 		}
 		dangling = &b
 	}
-	for _, pattern := range f["reference"] {
+	for _, pattern := range f.get("reference") {
 		if _, err := path.Match(pattern, ""); err != nil {
 			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid filter 'reference=%s': %v", pattern, err))
 		}
 	}
 	// Created must fall in (after, before).
 	var after, before time.Time
-	for _, v := range f["since"] {
+	for _, v := range f.get("since") {
 		img, err := d.images.Get(v)
 		if err != nil {
 			return err
 		}
 		after = img.Created
 	}
-	for _, v := range f["before"] {
+	for _, v := range f.get("before") {
 		img, err := d.images.Get(v)
 		if err != nil {
 			return err
 		}
 		before = img.Created
 	}
-	for _, v := range f["until"] {
+	for _, v := range f.get("until") {
 		if before, err = parseUntil(v, time.Now()); err != nil {
 			return err
 		}
@@ -116,7 +118,7 @@ func (d *Daemon) listImages(w http.ResponseWriter, r *http.Request) error {
 	out := []itypes.Summary{}
 	for _, img := range d.images.List() {
 		tags := img.RepoTags
-		if patterns, ok := f["reference"]; ok {
+		if patterns := f.get("reference"); f.has("reference") {
 			tags = matchingTags(tags, patterns)
 			if len(tags) == 0 {
 				continue
@@ -195,6 +197,12 @@ func (d *Daemon) removeImage(w http.ResponseWriter, r *http.Request) error {
 	out := make([]itypes.DeleteResponse, len(removed))
 	for i, rm := range removed {
 		out[i] = itypes.DeleteResponse{Untagged: rm.Untagged, Deleted: rm.Deleted}
+		if rm.Untagged != "" {
+			d.events.Emit(mevents.ImageEventType, mevents.ActionUnTag, rm.Untagged, map[string]string{"name": rm.Untagged})
+		}
+		if rm.Deleted != "" {
+			d.events.Emit(mevents.ImageEventType, mevents.ActionDelete, rm.Deleted, map[string]string{"name": rm.Deleted})
+		}
 	}
 	return writeJSON(w, http.StatusOK, out)
 }

@@ -1,16 +1,21 @@
 package daemon
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +51,11 @@ var versionPrefix = regexp.MustCompile(`^/v([0-9]+\.[0-9]+)(/.*)$`)
 // versions outside what berthd speaks, as dockerd does.
 func withVersion(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.RequestURI == "*" {
+			// The mux would answer with a bare 400, without a message.
+			writeError(w, errdefs.ErrInvalidArgument.WithMessage("invalid request target *: berthd's API has paths only"))
+			return
+		}
 		m := versionPrefix.FindStringSubmatch(r.URL.Path)
 		if m != nil {
 			v := m[1]
@@ -114,6 +124,9 @@ func (d *Daemon) routes() http.Handler {
 
 	d.containerRoutes(mux)
 	d.imageRoutes(mux)
+	d.volumeRoutes(mux)
+	d.handle(mux, "GET /events", d.streamEvents)
+	d.swarmRoutes(mux)
 
 	// Go's runtime profiles, served on the socket as dockerd serves them:
 	//   curl --unix-socket /run/berth/berth.sock -o cpu.pprof \
@@ -126,10 +139,131 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, errdefs.ErrNotFound.WithMessage("page not found"))
+		status := writeError(w, errdefs.ErrNotFound.WithMessage("page not found"))
+		d.cfg.Log.Info("request for no route berthd serves", "method", r.Method, "path", r.URL.Path, "status", status)
 	})
-	return withVersion(mux)
+	return d.recoverPanics(withVersion(limitInFlight(mux, maxInFlight)))
 }
+
+// The API's bounds (README, "Bounds"). A JSON body is decoded whole, so
+// the memory requests take is at most maxInFlight times what a body of
+// maxBodyBytes decodes to; import bodies are streamed to disk and not
+// bounded here.
+const (
+	// maxBodyBytes bounds a JSON request body. Docker's largest requests
+	// (a container create with its environment and labels) are kilobytes.
+	maxBodyBytes = 1 << 20
+	// maxInFlight bounds the requests handled at once, streams aside.
+	maxInFlight = 64
+)
+
+var (
+	// slotWait is how long a request waits for one of the maxInFlight
+	// slots before it is refused.
+	slotWait = 30 * time.Second
+	// bodyTimeout bounds the reading of a JSON body, so a client sending
+	// it slowly holds a slot for no longer.
+	bodyTimeout = 30 * time.Second
+)
+
+// unlimited tells the routes that take no slot: health checks and
+// profiles, which must answer a daemon that is busy, streams, which last
+// as long as a container or a process does, and stops, which wait up to
+// their timeout for a process to end. They cost a connection, and copy
+// buffers for a stream, rather than a decoded body.
+func unlimited(pattern string) bool {
+	switch pattern {
+	case "GET /_ping", "HEAD /_ping",
+		"POST /containers/{id}/attach", "POST /containers/{id}/wait", "GET /containers/{id}/logs", "POST /exec/{id}/start",
+		"POST /containers/{id}/stop", "POST /containers/{id}/restart", "GET /events":
+		return true
+	}
+	return strings.HasPrefix(pattern, "GET /debug/pprof/")
+}
+
+// limitInFlight lets at most n requests into mux at once; the others wait
+// their turn for up to slotWait, or until their client gives up.
+func limitInFlight(mux *http.ServeMux, n int) http.Handler {
+	slots := make(chan struct{}, n)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); unlimited(pattern) {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			wait := time.NewTimer(slotWait)
+			defer wait.Stop()
+			select {
+			case slots <- struct{}{}:
+			case <-wait.C:
+				writeError(w, errdefs.ErrUnavailable.WithMessage(fmt.Sprintf(
+					"berthd is busy: %d API requests are in progress, the most it handles at once, and this one waited %s for its turn; try again", n, slotWait)))
+				return
+			case <-r.Context().Done():
+				return
+			}
+		}
+		defer func() { <-slots }()
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// recoverPanics turns a handler's panic into a 500 that says so, with the
+// stack in the log: a bad request must never end berthd, nor leave its
+// client without an answer.
+func (d *Daemon) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tw := &trackingWriter{ResponseWriter: w}
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			d.cfg.Log.Error("panic in API handler", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			if tw.written {
+				// Part of an answer went out: cut the connection so that
+				// the client cannot take it for the whole.
+				panic(http.ErrAbortHandler)
+			}
+			writeError(tw, fmt.Errorf("berthd failed on %s %s: panic: %v; this is a bug in berthd, whose log has the stack", r.Method, r.URL.Path, v))
+		}()
+		next.ServeHTTP(tw, r)
+	})
+}
+
+// trackingWriter notes whether anything of the answer went out. It keeps
+// what the handlers use of the server's writer: flushing and hijacking.
+type trackingWriter struct {
+	http.ResponseWriter
+	written bool
+}
+
+func (w *trackingWriter) WriteHeader(code int) {
+	w.written = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *trackingWriter) Write(b []byte) (int, error) {
+	w.written = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *trackingWriter) Flush() {
+	w.written = true
+	http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *trackingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.written = true
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+func (w *trackingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // handle registers fn for pattern, writing the error it returns.
 func (d *Daemon) handle(mux *http.ServeMux, pattern string, fn apiFunc) {
@@ -137,7 +271,12 @@ func (d *Daemon) handle(mux *http.ServeMux, pattern string, fn apiFunc) {
 		start := time.Now()
 		if err := fn(w, r); err != nil {
 			status := writeError(w, err)
-			d.cfg.Log.Debug("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err, "took", time.Since(start))
+			level := slog.LevelDebug
+			if status == http.StatusNotImplemented || status == http.StatusServiceUnavailable || status >= 500 {
+				// What berthd cannot serve, as opposed to a client's mistake.
+				level = slog.LevelInfo
+			}
+			d.cfg.Log.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err, "took", time.Since(start))
 			return
 		}
 		d.cfg.Log.Debug("request", "method", r.Method, "path", r.URL.Path, "took", time.Since(start))
@@ -148,6 +287,9 @@ func (d *Daemon) handle(mux *http.ServeMux, pattern string, fn apiFunc) {
 // the one place where errors become HTTP statuses.
 func writeError(w http.ResponseWriter, err error) int {
 	status := errhttp.ToHTTP(err)
+	if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+		status = http.StatusRequestEntityTooLarge
+	}
 	writeJSON(w, status, common.ErrorResponse{Message: err.Error()})
 	return status
 }
@@ -159,16 +301,38 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 }
 
 // readJSON decodes a request body the way dockerd does: an empty body and
-// malformed JSON are the client's fault (400).
-func readJSON(r *http.Request, v any) error {
+// malformed JSON are the client's fault (400). Unlike dockerd it reads at
+// most maxBodyBytes (more is a 413) within bodyTimeout.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
 			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("unsupported Content-Type header (%s): must be 'application/json'", ct))
 		}
 	}
-	err := json.NewDecoder(r.Body).Decode(v)
+	// The whole body is read within the deadline, what follows the value
+	// included: the server would otherwise read that after the handler
+	// had answered, without one. The deadline then goes, or it would end
+	// the request's context while a long operation runs; after a failure
+	// it stays, so that the server gives up the rest and closes the
+	// connection. Writers that cannot take one (tests' recorders) read
+	// without.
+	rc := http.NewResponseController(w)
+	timed := rc.SetReadDeadline(time.Now().Add(bodyTimeout)) == nil
+	body := http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	err := json.NewDecoder(body).Decode(v)
+	if err == nil {
+		_, err = io.Copy(io.Discard, body)
+	}
+	if err == nil && timed {
+		rc.SetReadDeadline(time.Time{})
+	}
+	var tooLarge *http.MaxBytesError
 	switch {
+	case errors.As(err, &tooLarge):
+		return fmt.Errorf("request body too large: berthd reads JSON bodies of at most %d bytes: %w", maxBodyBytes, err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("request body not received within %s", bodyTimeout))
 	case errors.Is(err, io.EOF):
 		return errdefs.ErrInvalidArgument.WithMessage("got EOF while reading request body")
 	case err != nil:

@@ -9,8 +9,13 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	mevents "github.com/moby/moby/api/types/events"
 
 	"github.com/berth-net/berth/driver"
+	"github.com/berth-net/berth/events"
 	"github.com/berth-net/berth/firewall"
 	"github.com/berth-net/berth/ipam"
 	"github.com/berth-net/berth/netdev"
@@ -107,7 +112,10 @@ type Config struct {
 	DNS *DNS
 	// HostResolvConf is the host's resolv.conf (/etc/resolv.conf).
 	HostResolvConf string
-	Log            *slog.Logger
+	// Events, when set, is told of networks made and removed and of
+	// endpoints joining and leaving them.
+	Events *events.Log
+	Log    *slog.Logger
 }
 
 // Controller owns networks, endpoints and sandboxes.
@@ -123,6 +131,7 @@ type Controller struct {
 	dns            *DNS
 	hostResolvConf *HostResolvConf
 	ports          *ports
+	events         *events.Log
 	log            *slog.Logger
 
 	mu        sync.RWMutex
@@ -198,6 +207,23 @@ func validateName(kind, name string) error {
 		return invalid("invalid %s name %q: longer than %d characters", kind, shorten(name), maxNameLen)
 	case !nameRE.MatchString(name):
 		return invalid("invalid %s name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", kind, name)
+	}
+	return nil
+}
+
+// validateNetworkName accepts every name dockerd does (spaces and any
+// printable character), within berth's own limits: a length, and no
+// control characters, which would garble logs and terminals.
+func validateNetworkName(name string) error {
+	switch {
+	case strings.TrimSpace(name) == "":
+		return invalid("network name cannot be empty")
+	case len(name) > maxNameLen:
+		return invalid("invalid network name %q: longer than %d characters, berth's limit", shorten(name), maxNameLen)
+	case !utf8.ValidString(name):
+		return invalid("invalid network name %q: not UTF-8", name)
+	case strings.ContainsFunc(name, unicode.IsControl):
+		return invalid("invalid network name %q: control characters are not allowed, berth's limit", name)
 	}
 	return nil
 }
@@ -426,4 +452,17 @@ func (c *Controller) DriverNames() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// emit tells the event log of a network's creation or removal, or of a
+// sandbox (a container) joining or leaving it.
+func (c *Controller) emit(action mevents.Action, nw *netState, container string) {
+	if c.events == nil {
+		return
+	}
+	attrs := map[string]string{"name": nw.rec.Name, "type": nw.rec.Driver}
+	if container != "" {
+		attrs["container"] = container
+	}
+	c.events.Emit(mevents.NetworkEventType, action, nw.rec.ID, attrs)
 }

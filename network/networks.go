@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"time"
 
+	mevents "github.com/moby/moby/api/types/events"
+
 	"github.com/berth-net/berth/driver"
 	"github.com/berth-net/berth/firewall"
 	"github.com/berth-net/berth/internal/stringid"
@@ -35,7 +37,7 @@ type CreateOptions struct {
 
 // CreateNetwork validates, records and creates a network.
 func (c *Controller) CreateNetwork(opts CreateOptions) (Network, error) {
-	if err := validateName("network", opts.Name); err != nil {
+	if err := validateNetworkName(opts.Name); err != nil {
 		return Network{}, err
 	}
 	if IsPredefined(opts.Name) {
@@ -143,6 +145,9 @@ func (c *Controller) createNetwork(opts CreateOptions) (Network, error) {
 	c.mu.Unlock()
 	created = true
 	c.log.Info("network created", "name", rec.Name, "id", rec.ID, "driver", rec.Driver)
+	if !opts.predefined {
+		c.emit(mevents.ActionCreate, nw, "")
+	}
 	return rec, nil
 }
 
@@ -325,6 +330,7 @@ func (c *Controller) deleteNetwork(nw *netState) error {
 	delete(c.netNames, nw.rec.Name)
 	c.mu.Unlock()
 	c.log.Info("network removed", "name", nw.rec.Name, "id", nw.rec.ID)
+	c.emit(mevents.ActionDestroy, nw, "")
 	return nil
 }
 

@@ -58,7 +58,8 @@ func TestCreateNetworkBadInput(t *testing.T) {
 		text string
 	}{
 		{"empty name", CreateOptions{}, errdefs.IsInvalidArgument, "network name cannot be empty"},
-		{"bad name", CreateOptions{Name: "-x"}, errdefs.IsInvalidArgument, "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"},
+		{"control character", CreateOptions{Name: "a\tb"}, errdefs.IsInvalidArgument, "control characters are not allowed, berth's limit"},
+		{"blank name", CreateOptions{Name: "  "}, errdefs.IsInvalidArgument, "network name cannot be empty"},
 		{"long name", CreateOptions{Name: strings.Repeat("a", 129)}, errdefs.IsInvalidArgument, "longer than 128"},
 		{"predefined", CreateOptions{Name: "host"}, errdefs.IsPermissionDenied, "operation is not permitted on predefined host network"},
 		{"unknown driver", CreateOptions{Name: "x", Driver: "nope"}, errdefs.IsNotFound, `plugin "nope" not found`},

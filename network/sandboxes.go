@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	mevents "github.com/moby/moby/api/types/events"
 
 	"github.com/berth-net/berth/driver"
 	"github.com/berth-net/berth/internal/stringid"
@@ -454,6 +455,7 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (*epS
 	if err := c.routeDefault(sb); err != nil {
 		c.log.Warn("set default route", "sandbox", sb.rec.Name, "err", err)
 	}
+	c.emit(mevents.ActionConnect, nw, sb.rec.ID)
 	return ep, nil
 }
 
@@ -558,6 +560,7 @@ func (c *Controller) leave(sb *sbState, ep *epState, nsGoing, keepStatic bool, p
 	}
 	sb.endpoints = slices.DeleteFunc(sb.endpoints, func(e *epState) bool { return e == ep })
 	c.withdrawNames(sb, ep)
+	c.emit(mevents.ActionDisconnect, ep.nw, sb.rec.ID)
 	if !nsGoing {
 		if err := c.routeDefault(sb); err != nil {
 			c.log.Warn("set default route", "sandbox", sb.rec.Name, "err", err)
@@ -658,4 +661,81 @@ func (c *Controller) lockedSandbox(term string) (*sbState, error) {
 		return nil, errSandboxNotFound(term)
 	}
 	return sb, nil
+}
+
+// RenameSandbox gives a sandbox a new name: the names it answers to on its
+// user-defined networks follow. persist, when set, writes the caller's own
+// record in the same transaction.
+func (c *Controller) RenameSandbox(term, name string, persist func(store.Tx) error) error {
+	sb, err := c.lockedSandbox(term)
+	if err != nil {
+		return err
+	}
+	defer sb.mu.Unlock()
+	old := sb.rec.Name
+	if name == old {
+		return nil
+	}
+	c.mu.Lock()
+	if id, taken := c.sbNames[name]; taken {
+		c.mu.Unlock()
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("sandbox name %q is in use by %s", name, id))
+	}
+	c.sbNames[name] = sb.rec.ID
+	c.mu.Unlock()
+	next := sb.rec
+	next.Name = name
+	if err := c.store.Update(func(tx store.Tx) error {
+		if persist != nil {
+			if err := persist(tx); err != nil {
+				return err
+			}
+		}
+		return store.PutJSON(tx, bucketSandboxes, next.ID, &next)
+	}); err != nil {
+		c.mu.Lock()
+		delete(c.sbNames, name)
+		c.mu.Unlock()
+		return fmt.Errorf("record sandbox: %w", err)
+	}
+	c.mu.Lock()
+	delete(c.sbNames, old)
+	c.mu.Unlock()
+	sb.rec = next
+	for _, ep := range sb.endpoints {
+		c.withdrawNames(sb, ep)
+		c.publishNames(sb, ep)
+	}
+	return nil
+}
+
+// SetLinks replaces the names, alias → container name, a sandbox's
+// resolver answers beyond its networks' own. persist, when set, writes the
+// caller's own record in the same transaction.
+func (c *Controller) SetLinks(term string, links map[string]string, persist func(store.Tx) error) error {
+	sb, err := c.lockedSandbox(term)
+	if err != nil {
+		return err
+	}
+	defer sb.mu.Unlock()
+	if sb.rec.DNS == nil {
+		return invalid("sandbox %s has no names to link", sb.rec.ID)
+	}
+	next := sb.rec
+	dns := *sb.rec.DNS
+	dns.Links = links
+	next.DNS = &dns
+	if err := c.store.Update(func(tx store.Tx) error {
+		if persist != nil {
+			if err := persist(tx); err != nil {
+				return err
+			}
+		}
+		return store.PutJSON(tx, bucketSandboxes, next.ID, &next)
+	}); err != nil {
+		return fmt.Errorf("record sandbox: %w", err)
+	}
+	sb.rec = next
+	c.rescope(sb)
+	return nil
 }

@@ -242,6 +242,20 @@ func (s *Store) Mount(name, user string) (string, error) {
 	return v.Mountpoint, nil
 }
 
+// Adopt records that user, a container that ran on while berthd was
+// away, still uses the volume: its mount, if it has one, is still there.
+func (s *Store) Adopt(name, user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.vols[name]; !ok {
+		return
+	}
+	if s.users[name] == nil {
+		s.users[name] = map[string]bool{}
+	}
+	s.users[name][user] = true
+}
+
 // Unmount tells that user no longer uses the volume; the last user's
 // leaving unmounts a volume with mount options.
 func (s *Store) Unmount(name, user string) error {

@@ -314,7 +314,15 @@ func parsePorts(publish, expose []string) (network.PortSet, network.PortMap, err
 		if err != nil {
 			return nil, nil, err
 		}
+		if port.Num() == 0 {
+			return nil, nil, errors.New("invalid containerPort: 0")
+		}
 		for _, b := range bs {
+			// nat reads "0-100" as a range; 0 asks for any port, which
+			// berthd would not take from the range.
+			if lo, hi, ok := strings.Cut(b.HostPort, "-"); ok && strings.TrimLeft(lo, "0") == "" && strings.TrimLeft(hi, "0") != "" {
+				return nil, nil, fmt.Errorf("invalid hostPort: %s", b.HostPort)
+			}
 			var ip netip.Addr
 			if b.HostIP != "" {
 				if ip, err = netip.ParseAddr(b.HostIP); err != nil {
