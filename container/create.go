@@ -32,6 +32,8 @@ const (
 	modeBridge    = "bridge"
 	modeDefault   = "default"
 	modeContainer = "container:"
+	// logDriver is the one log format berth keeps, dockerd's default.
+	logDriver = "json-file"
 )
 
 // ownsSandbox tells whether a container of this network mode has a network
@@ -49,6 +51,16 @@ func (m *Manager) Create(opts CreateOptions) (Container, error) {
 	host := opts.Host
 	if host == nil {
 		host = &ctypes.HostConfig{}
+	}
+	switch host.LogConfig.Type {
+	case "":
+		// What the container's output is kept as, as dockerd's default
+		// says: clients (the Python SDK) read logs only from these.
+		host.LogConfig.Type = logDriver
+	case logDriver:
+	default:
+		return Container{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf(
+			"logging driver %q is not supported: berth keeps a container's output as %s", host.LogConfig.Type, logDriver))
 	}
 	imageID, imgCfg, err := m.cfg.Images.Resolve(cfg.Image)
 	if err != nil {

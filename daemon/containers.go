@@ -33,6 +33,7 @@ func (d *Daemon) containerRoutes(mux *http.ServeMux) {
 	d.handle(mux, "DELETE /containers/{id}", d.removeContainer)
 	d.handle(mux, "DELETE /containers/{id}/{alias}", d.removeLink)
 	d.handle(mux, "POST /containers/{id}/rename", d.renameContainer)
+	d.handle(mux, "POST /containers/prune", d.pruneContainers)
 	d.handle(mux, "GET /containers/{id}/logs", d.containerLogs)
 	d.handle(mux, "POST /containers/{id}/attach", d.attachContainer)
 	d.handle(mux, "POST /containers/{id}/resize", d.resizeContainer)
@@ -626,4 +627,34 @@ func (d *Daemon) portMap(c container.Container) ntypes.PortMap {
 		m[p] = append(m[p], ntypes.PortBinding{HostIP: s.IP, HostPort: strconv.Itoa(int(s.PublicPort))})
 	}
 	return m
+}
+
+// pruneContainers removes the containers that do not run, as docker
+// container prune (filters until, label, label!).
+func (d *Daemon) pruneContainers(w http.ResponseWriter, r *http.Request) error {
+	f, err := parseFilters(r.URL.Query().Get("filters"), "until", "label", "label!")
+	if err != nil {
+		return err
+	}
+	var until time.Time
+	for _, v := range f.get("until") {
+		if until, err = parseUntil(v, time.Now()); err != nil {
+			return err
+		}
+	}
+	report := ctypes.PruneReport{ContainersDeleted: []string{}}
+	for _, c := range d.containers.List() {
+		if c.State.Running() || (!until.IsZero() && !c.Created.Before(until)) || !f.labels("label", c.Config.Labels) ||
+			(f.has("label!") && f.labels("label!", c.Config.Labels)) {
+			continue
+		}
+		if err := d.containers.Remove(r.Context(), c.ID, false, false); err != nil {
+			if errdefs.IsNotFound(err) || errdefs.IsConflict(err) {
+				continue
+			}
+			return err
+		}
+		report.ContainersDeleted = append(report.ContainersDeleted, c.ID)
+	}
+	return writeJSON(w, http.StatusOK, report)
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-net/berth/internal/nettest"
 )
@@ -129,5 +130,39 @@ func TestStockDockerCLIManagesNetworksAsAgainstDocker(t *testing.T) {
 	}
 	if got := dockerOK(t, d, "version", "--format", "{{.Server.APIVersion}}"); got != "1.56\n" {
 		t.Errorf("server API version = %q", got)
+	}
+}
+
+func TestStockDockerCLIVolumesAndEvents(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat(dockerCLI); err != nil {
+		t.Skipf("the stock Docker CLI is not at %s: %v", dockerCLI, err)
+	}
+	_, d := containerHost(t)
+	start := fmt.Sprint(time.Now().Add(-time.Second).Unix())
+	if got := dockerOK(t, d, "volume", "create", "--label", "k=v", "cli-vol"); got != "cli-vol\n" {
+		t.Errorf("volume create printed %q", got)
+	}
+	dockerOK(t, d, "run", "--name", "writer", "-v", "cli-vol:/d", "busybox", "sh", "-c", "echo x > /d/f")
+	if got := dockerOK(t, d, "volume", "ls", "-q", "--filter", "label=k=v"); got != "cli-vol\n" {
+		t.Errorf("volume ls printed %q", got)
+	}
+	if got := dockerOK(t, d, "volume", "inspect", "-f", "{{.Driver}} {{.Scope}} {{.Labels}}", "cli-vol"); got != "local local map[k:v]\n" {
+		t.Errorf("volume inspect printed %q", got)
+	}
+	if _, errOut, code := docker(t, d, "volume", "rm", "cli-vol"); code == 0 || !strings.Contains(errOut, "volume is in use") {
+		t.Errorf("volume rm of a volume in use: exit %d, %s", code, errOut)
+	}
+	dockerOK(t, d, "rm", "writer")
+	if got := dockerOK(t, d, "volume", "rm", "cli-vol"); got != "cli-vol\n" {
+		t.Errorf("volume rm printed %q", got)
+	}
+	until := fmt.Sprint(time.Now().Add(time.Second).Unix())
+	got := dockerOK(t, d, "events", "--since", start, "--until", until, "--filter", "type=volume", "--format", "{{.Action}} {{.Actor.ID}}")
+	if want := "create cli-vol\nmount cli-vol\nunmount cli-vol\ndestroy cli-vol\n"; got != want {
+		t.Errorf("docker events printed:\n%s\nwant:\n%s", got, want)
+	}
+	if got := dockerOK(t, d, "events", "--since", start, "--until", until, "--filter", "container=writer", "--filter", "event=die", "--format", "{{.Action}} {{.Actor.Attributes.exitCode}}"); got != "die 0\n" {
+		t.Errorf("docker events for the writer's die printed %q", got)
 	}
 }
