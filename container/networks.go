@@ -1,6 +1,7 @@
 package container
 
 import (
+	"os"
 	"slices"
 	"strings"
 
@@ -64,7 +65,7 @@ func (m *Manager) Connect(term, netTerm string, cfg *ntypes.EndpointSettings) er
 			m.log.Warn("resolve the connect's links", "id", c.ID, "err", err)
 		}
 	}
-	return m.writeHosts(c, files)
+	return m.writeNetworkFiles(c, files)
 }
 
 // Disconnect detaches a container from a network.
@@ -106,7 +107,7 @@ func (m *Manager) Disconnect(term, netTerm string) error {
 		c.Networks = before
 		return err
 	}
-	return m.writeHosts(c, files)
+	return m.writeNetworkFiles(c, files)
 }
 
 // attachedNames are the networks a container is to be on, by name.
@@ -118,11 +119,18 @@ func attachedNames(c *Container) []string {
 	return out
 }
 
-// writeHosts rewrites a running container's /etc/hosts after its
-// addresses changed.
-func (m *Manager) writeHosts(c *Container, files *network.Files) error {
+// writeNetworkFiles rewrites a running container's /etc/hosts after its
+// addresses changed, and its resolv.conf when that changed too: the first
+// user-defined network a container joins points it at the resolver.
+func (m *Manager) writeNetworkFiles(c *Container, files *network.Files) error {
 	if files == nil {
 		return nil
 	}
-	return writeFile(m.hostsPath(c.ID), files.Hosts)
+	if err := writeFile(m.hostsPath(c.ID), files.Hosts); err != nil {
+		return err
+	}
+	if b, err := os.ReadFile(m.resolvPath(c.ID)); err == nil && string(b) == files.ResolvConf {
+		return nil
+	}
+	return writeFile(m.resolvPath(c.ID), files.ResolvConf)
 }

@@ -616,7 +616,9 @@ func (c shimClient) wait(ctx context.Context) (ExitStatus, error) {
 		return ExitStatus{}, err
 	}
 	defer conn.Close()
-	go func() { <-ctx.Done(); conn.Close() }()
+	// Not a goroutine waiting on ctx: one that is never cancelled would
+	// keep it, one per container run, for the daemon's life.
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	var st ExitStatus
 	if err := json.NewDecoder(conn).Decode(&st); err != nil {
 		return ExitStatus{}, errors.Join(errShimGone, err)

@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/miekg/dns"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	ctypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
@@ -522,5 +524,63 @@ func TestStockDockerCLIRunsContainers(t *testing.T) {
 	}
 	if got := dockerOK(t, d, "ps", "-aq"); got != "" {
 		t.Errorf("containers left: %q", got)
+	}
+}
+
+// As dockerd: a container started on the default bridge gets the resolver
+// when it joins a user-defined network, keeps it across a restart of berthd,
+// and its resolv.conf points at it.
+func TestConnectToAUserNetworkBringsTheResolver(t *testing.T) {
+	t.Parallel()
+	_, d := containerHost(t)
+	create(t, d, "app", client.NetworkCreateOptions{})
+	runContainer(t, d, spec{name: "peer", network: "app", cmd: []string{"sleep", "1000"}})
+	m := runContainer(t, d, spec{name: "late", cmd: []string{"sleep", "1000"}})
+	if out, _, _ := execIn(t, d, m, "cat", "/etc/resolv.conf"); strings.Contains(out, "127.0.0.11") {
+		t.Fatalf("a container on the default bridge alone uses the resolver:\n%s", out)
+	}
+	if _, err := d.Client.NetworkConnect(ctxT(t), "app", client.NetworkConnectOptions{Container: "late"}); err != nil {
+		t.Fatal(err)
+	}
+	peerIP := inspectContainer(t, d, "peer").NetworkSettings.Networks["app"].IPAddress.String()
+	resolves := func() error {
+		out, _, code := execIn(t, d, m, "nslookup", "peer")
+		if code != 0 || !strings.Contains(out, "Address: "+peerIP) {
+			return fmt.Errorf("nslookup peer (%d):\n%s", code, out)
+		}
+		return nil
+	}
+	if err := resolves(); err != nil {
+		t.Error(err)
+	}
+	if out, _, _ := execIn(t, d, m, "cat", "/etc/resolv.conf"); !strings.Contains(out, "nameserver 127.0.0.11\n") {
+		t.Errorf("resolv.conf after the connect:\n%s", out)
+	}
+	// A query from one source port before and after a restart of berthd:
+	// the second must reach the new resolver, not the translation to the
+	// old one's closed port that connection tracking remembers.
+	ns := netnsOf(t, d, m)
+	ask := func() error {
+		return ns.Do(func() error {
+			c := &dns.Client{Timeout: 2 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40053}}}
+			q := new(dns.Msg)
+			q.SetQuestion("peer.", dns.TypeA)
+			resp, _, err := c.Exchange(q, "127.0.0.11:53")
+			if err == nil && (len(resp.Answer) != 1 || resp.Answer[0].(*dns.A).A.String() != peerIP) {
+				err = fmt.Errorf("answer %v", resp.Answer)
+			}
+			return err
+		})
+	}
+	if err := ask(); err != nil {
+		t.Fatalf("before the restart: %v", err)
+	}
+	d.Stop()
+	d.Start()
+	if err := ask(); err != nil {
+		t.Errorf("after the restart, from the same port: %v", err)
+	}
+	if err := resolves(); err != nil {
+		t.Error(err)
 	}
 }

@@ -395,16 +395,17 @@ type nopCloser struct{}
 
 func (nopCloser) Close() error { return nil }
 
-func (fakeKernel) Prefixes() ([]netip.Prefix, error)           { return nil, nil }
-func (fakeKernel) ForgetConnections(netip.Addr) error          { return nil }
-func (fakeKernel) AllowLocalnet(string) error                  { return nil }
-func (fakeKernel) EnableForwarding(bool) error                 { return nil }
-func (fakeKernel) RetireUnwanted(map[string]bool) (int, error) { return 0, nil }
-func (fakeKernel) Reap() error                                 { return nil }
-func (fakeKernel) DeleteNamespace(string) error                { return nil }
-func (fakeKernel) CloseNamespace(*netdev.Namespace)            {}
-func (fakeKernel) SameNamespace(a, b *netdev.Namespace) bool   { return a == b }
-func (fakeKernel) LoopbackUp(*netdev.Namespace) error          { return nil }
+func (fakeKernel) Prefixes() ([]netip.Prefix, error)                       { return nil, nil }
+func (fakeKernel) ForgetConnections(netip.Addr) error                      { return nil }
+func (fakeKernel) ForgetConnectionsIn(*netdev.Namespace, netip.Addr) error { return nil }
+func (fakeKernel) AllowLocalnet(string) error                              { return nil }
+func (fakeKernel) EnableForwarding(bool) error                             { return nil }
+func (fakeKernel) RetireUnwanted(map[string]bool) (int, error)             { return 0, nil }
+func (fakeKernel) Reap() error                                             { return nil }
+func (fakeKernel) DeleteNamespace(string) error                            { return nil }
+func (fakeKernel) CloseNamespace(*netdev.Namespace)                        {}
+func (fakeKernel) SameNamespace(a, b *netdev.Namespace) bool               { return a == b }
+func (fakeKernel) LoopbackUp(*netdev.Namespace) error                      { return nil }
 
 func (fakeKernel) ReservePort(string, netip.Addr, uint16, bool) (io.Closer, error) {
 	return nopCloser{}, nil

@@ -36,6 +36,9 @@ func (kernel) DeleteNamespace(path string) error         { return netdev.DeleteN
 func (kernel) CloseNamespace(ns *netdev.Namespace)       { ns.Close() }
 func (kernel) SameNamespace(a, b *netdev.Namespace) bool { return netdev.SameNamespace(a, b) }
 func (kernel) LoopbackUp(ns *netdev.Namespace) error     { return ns.LoopbackUp() }
+func (kernel) ForgetConnectionsIn(ns *netdev.Namespace, addr netip.Addr) error {
+	return ns.ForgetConnections(addr)
+}
 
 func (kernel) SetDefaultRoute(ns *netdev.Namespace, ifName string, ifIndex int, gw netip.Addr, viaDevice bool) error {
 	idx, err := index(ns, ifName, ifIndex)

@@ -63,10 +63,10 @@ type sockAddr netip.AddrPort
 func (a sockAddr) Network() string { return "" }
 func (a sockAddr) String() string  { return netip.AddrPort(a).String() }
 
-// ForgetConnections deletes the host's tracked connections to and from an
-// address, so that a flow (UDP above all) does not stick to a container
-// that is gone.
-func (h *Host) ForgetConnections(addr netip.Addr) error {
+// ForgetConnections deletes the namespace's tracked connections to and
+// from an address, so that a flow (UDP above all) does not stick to a
+// container that is gone, or to a translation that changed.
+func (l *Links) ForgetConnections(addr netip.Addr) error {
 	family := netlink.InetFamily(unix.AF_INET)
 	if addr.Is6() {
 		family = unix.AF_INET6
@@ -78,8 +78,15 @@ func (h *Host) ForgetConnections(addr netip.Addr) error {
 	if err := from.AddIP(netlink.ConntrackReplyAnyIP, addr.AsSlice()); err != nil {
 		return err
 	}
-	if _, err := h.h.ConntrackDeleteFilters(netlink.ConntrackTable, family, to, from); err != nil {
-		return fmt.Errorf("forget connections of %s: %w", addr, err)
+	// The handle speaks rtnetlink alone, and a conntrack request sent
+	// through it would go to the calling thread's namespace: the request
+	// is made on a thread inside the namespace instead.
+	err := l.run(func() error {
+		_, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, family, to, from)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("forget connections of %s in %s: %w", addr, l.where, err)
 	}
 	return nil
 }

@@ -49,6 +49,9 @@ type Kernel interface {
 	Prefixes() ([]netip.Prefix, error)
 	// ForgetConnections drops the tracked connections of an address.
 	ForgetConnections(addr netip.Addr) error
+	// ForgetConnectionsIn drops the tracked connections of an address in
+	// a sandbox's namespace.
+	ForgetConnectionsIn(ns *netdev.Namespace, addr netip.Addr) error
 	// AllowLocalnet lets the host's 127.0.0.1 connections out through a
 	// device (to published ports on that address).
 	AllowLocalnet(device string) error

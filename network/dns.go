@@ -100,6 +100,12 @@ func (c *Controller) startResolver(sb *sbState) error {
 		tcp.Close()
 		return err
 	}
+	// Queries tracked before, by a resolver of an earlier berthd, are
+	// translated to its closed ports: a query from the same source port
+	// would be refused until the entry timed out.
+	if err := c.kernel.ForgetConnectionsIn(sb.ns, firewall.ResolverAddr); err != nil {
+		c.log.Warn("forget the earlier resolver's connections", "sandbox", sb.rec.Name, "err", err)
+	}
 	sb.resolver = c.dns.Resolver.Attach(udp, tcp, c.scope(sb))
 	return nil
 }

@@ -39,12 +39,13 @@ type fakeKernel struct {
 	// routes: namespace path → "default4"/"default6"/destination → "ifName via gw [dev]".
 	routes map[string]map[string]string
 	// ports held: "proto addr:port/family".
-	ports      map[string]bool
-	forgotten  []netip.Addr
-	localnet   []string
-	forwarding []bool
-	wanted     []map[string]bool
-	reaped     int
+	ports       map[string]bool
+	forgottenIn []netip.Addr
+	forgotten   []netip.Addr
+	localnet    []string
+	forwarding  []bool
+	wanted      []map[string]bool
+	reaped      int
 	// failures: operation name → error.
 	fail map[string]error
 	// busyPorts are host ports another process holds.
@@ -107,6 +108,13 @@ func (k *fakeKernel) ForgetConnections(a netip.Addr) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.forgotten = append(k.forgotten, a)
+	return nil
+}
+
+func (k *fakeKernel) ForgetConnectionsIn(_ *netdev.Namespace, a netip.Addr) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.forgottenIn = append(k.forgottenIn, a)
 	return nil
 }
 

@@ -296,7 +296,19 @@ func (c *Controller) Connect(sbTerm, netTerm string, opts EndpointOptions) (Endp
 	if err != nil {
 		return EndpointDetail{}, nil, err
 	}
+	if err := c.startResolver(sb); err != nil {
+		if lerr := c.leave(sb, ep, false, false, nil); lerr != nil {
+			c.log.Warn("roll back a connect", "endpoint", ep.rec.ID, "err", lerr)
+		}
+		return EndpointDetail{}, nil, err
+	}
 	return ep.detail(), c.filesOf(sb), nil
+}
+
+// wantsResolver says whether joining nw turns on berth's resolver for a
+// sandbox with the DNS configuration cfg that has none yet.
+func wantsResolver(cfg *DNSConfig, nw *netState) bool {
+	return cfg != nil && !cfg.Resolver && !IsPredefined(nw.rec.Name)
 }
 
 // CheckConnect validates, as Connect would, joining the network netTerm
@@ -405,6 +417,13 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (*epS
 	}
 	next := sb.rec
 	next.NextIf++
+	if wantsResolver(next.DNS, nw) {
+		// As Docker's: the first user-defined network a sandbox joins,
+		// at its start or later, brings the resolver at 127.0.0.11.
+		dns := *next.DNS
+		dns.Resolver = true
+		next.DNS = &dns
+	}
 	if err := c.store.Update(func(tx store.Tx) error {
 		if err := store.PutJSON(tx, bucketEndpoints, ep.rec.ID, &ep.rec); err != nil {
 			return err

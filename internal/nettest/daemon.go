@@ -199,6 +199,14 @@ func startIn(ns *Namespace, cmd *exec.Cmd) error {
 	return ns.Do(cmd.Start)
 }
 
+// PID is the running daemon's process ID, 0 when it does not run.
+func (d *Daemon) PID() int {
+	if d.cmd == nil {
+		return 0
+	}
+	return d.cmd.Process.Pid
+}
+
 // Kill ends the daemon with SIGKILL, as a crash would.
 func (d *Daemon) Kill() {
 	d.t.Helper()
