@@ -246,10 +246,13 @@ func TestChaosOfOperationsAndCrashes(t *testing.T) {
 			c.check(fmt.Sprintf("after the restart at operation %d", i))
 		case r < 7:
 			// SIGKILL in the middle of a request.
+			// The delay is drawn before the operation draws its own: the
+			// source is not shared while both run.
 			nets, running, stopped := c.state()
+			delay := time.Duration(c.rng.IntN(300)) * time.Millisecond
 			var wg sync.WaitGroup
 			wg.Go(func() { log = append(log, c.op(nets, running, stopped)+" (killed under it)") })
-			time.Sleep(time.Duration(c.rng.IntN(300)) * time.Millisecond)
+			time.Sleep(delay)
 			d.Kill()
 			wg.Wait()
 			d.Start()
