@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-net/berth/cluster"
 	"github.com/berth-net/berth/container"
 	"github.com/berth-net/berth/events"
 	"github.com/berth-net/berth/firewall"
@@ -59,13 +60,18 @@ type Config struct {
 	// DNS are the servers containers' other queries go to; empty means the
 	// host's (/etc/resolv.conf).
 	DNS []netip.Addr
-	Log *slog.Logger
+	// Cluster, when set, is the cluster store to join (--cluster-store);
+	// New fills in the host's ID, the version, the log and, unless set,
+	// the embedded member's data directory, <Root>/etcd.
+	Cluster *cluster.Config
+	Log     *slog.Logger
 }
 
 // Daemon is a running berthd.
 type Daemon struct {
 	cfg        Config
 	store      store.Store
+	cluster    *cluster.Store
 	host       *netdev.Host
 	reaper     *reap.Reaper
 	fw         *firewall.Firewall
@@ -127,6 +133,19 @@ func New(cfg Config) (_ *Daemon, err error) {
 	d.store = st
 	if d.id, err = daemonID(st); err != nil {
 		return nil, err
+	}
+	if cfg.Cluster != nil {
+		cc := *cfg.Cluster
+		cc.HostID, cc.Version, cc.Log = d.id, Version, cfg.Log
+		if cc.DataDir == "" {
+			cc.DataDir = filepath.Join(cfg.Root, "etcd")
+		}
+		if d.cluster, err = cluster.Open(context.Background(), cc); err != nil {
+			return nil, err
+		}
+		if err := d.cluster.Register(context.Background()); err != nil {
+			return nil, err
+		}
 	}
 	if d.host, err = netdev.NewHost(cfg.Root); err != nil {
 		return nil, err
@@ -253,6 +272,9 @@ func (d *Daemon) close() {
 	d.closeListeners()
 	if d.ctrl != nil {
 		d.ctrl.Close()
+	}
+	if d.cluster != nil {
+		d.cluster.Close()
 	}
 	if d.reaper != nil {
 		d.reaper.Close()

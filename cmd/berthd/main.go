@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-net/berth/cluster"
 	"github.com/berth-net/berth/container"
 	"github.com/berth-net/berth/daemon"
 	"github.com/berth-net/berth/ipam"
@@ -36,7 +37,8 @@ func main() {
 func newCommand() *cobra.Command {
 	var (
 		root, execRoot, bridgeName, logLevel, group string
-		hosts, pools, dns                           []string
+		clusterStore, clusterAdvertise              string
+		hosts, pools, dns, clusterOpts              []string
 		useTLS, tlsVerify, insecureTCP              bool
 		tlsOpts                                     daemon.TLS
 	)
@@ -63,6 +65,11 @@ func newCommand() *cobra.Command {
 				tlsOpts.Verify = tlsVerify
 				cfg.TLS = &tlsOpts
 			}
+			clusterCfg, err := cluster.ParseFlags(clusterStore, clusterAdvertise, clusterOpts)
+			if err != nil {
+				return err
+			}
+			cfg.Cluster = clusterCfg
 			for _, a := range dns {
 				ip, err := netip.ParseAddr(a)
 				if err != nil {
@@ -106,6 +113,9 @@ func newCommand() *cobra.Command {
 	f.StringVar(&bridgeName, "bridge-name", "berth0", "bridge device of the default \"bridge\" network")
 	f.StringArrayVar(&pools, "default-address-pool", nil, "default address pool, base=CIDR,size=N (repeatable; replaces the built-in pools)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&clusterStore, "cluster-store", "", "join a cluster through etcd://IP:PORT[,IP:PORT…] (etcd's v3 API, 3.4 and later), or run one here with \"embedded\": an etcd member inside berthd, clients on --cluster-advertise and 127.0.0.1 at 2379, peers at 2380, data under --root")
+	f.StringVar(&clusterAdvertise, "cluster-advertise", "", "IP address other hosts of the cluster reach this one at (needed with --cluster-store)")
+	f.StringArrayVar(&clusterOpts, "cluster-store-opt", nil, "cluster store option KEY=VALUE[,…] (repeatable): cacert=FILE, cert=FILE, key=FILE for TLS to etcd")
 	f.StringArrayVar(&dns, "dns", nil, "DNS server for containers' names that are not containers' (repeatable; default: the host's)")
 	cmd.SetVersionTemplate("berthd version {{.Version}}\n")
 	return cmd
