@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -42,8 +43,13 @@ type Container struct {
 	// joins them, with what was asked of each endpoint.
 	Networks []NetworkAttachment
 	State    State
-	// RestartCount counts restarts by a restart policy (none yet).
+	// RestartCount counts the restarts by the restart policy since the
+	// container was last started by hand.
 	RestartCount int
+	// ManuallyStopped is set by a stop or kill through the API and cleared
+	// by the next start: an unless-stopped container so stopped stays so,
+	// across berthd restarts too.
+	ManuallyStopped bool `json:",omitempty"`
 	// LinkEnv and LinkHosts are what legacy links on the default bridge
 	// gave the container when it last started.
 	LinkEnv   []string `json:",omitempty"`
@@ -70,6 +76,11 @@ type State struct {
 
 // Running tells whether the container's process is alive.
 func (s State) Running() bool { return s.Status == ctypes.StateRunning }
+
+// Restarting tells whether the container's process ended and its restart
+// policy will start it again after a delay. Docker counts such a container
+// as running for most purposes, though nothing of it runs.
+func (s State) Restarting() bool { return s.Status == ctypes.StateRestarting }
 
 // Images is where root filesystems come from.
 type Images interface {
@@ -114,6 +125,9 @@ type Manager struct {
 	byID   map[string]*entry
 	byName map[string]string // name → ID; "" while a create is under way
 	execs  map[string]*execEntry
+
+	// closed is set when berthd shuts down: no restart is started after it.
+	closed atomic.Bool
 }
 
 // entry is a container in memory.
@@ -127,6 +141,15 @@ type entry struct {
 	removed chan struct{}
 	// attach are clients attached before start, waiting for the shim.
 	pending []*pendingAttach
+	// wait is the restart the policy has scheduled, while the container
+	// is restarting.
+	wait *restartWait
+	// backoff is the delay before the last restart by the policy; zero
+	// after a start by hand.
+	backoff time.Duration
+	// exitOnNext is set by a stop or kill: the process's next end is not
+	// followed by a restart, whatever the policy. A start by hand clears it.
+	exitOnNext bool
 }
 
 // New loads the containers and adopts the running ones.
@@ -173,6 +196,7 @@ func New(cfg Config) (*Manager, error) {
 	for _, e := range m.byID {
 		m.restore(e)
 	}
+	m.startOnBoot()
 	return m, nil
 }
 

@@ -52,6 +52,13 @@ func (m *Manager) Create(opts CreateOptions) (Container, error) {
 	if host == nil {
 		host = &ctypes.HostConfig{}
 	}
+	if host.RestartPolicy.Name == "" {
+		// As dockerd: no policy given is the policy "no".
+		host.RestartPolicy.Name = ctypes.RestartPolicyDisabled
+	}
+	if err := validateRestartPolicy(host); err != nil {
+		return Container{}, err
+	}
 	switch host.LogConfig.Type {
 	case "":
 		// What the container's output is kept as, as dockerd's default

@@ -2,7 +2,8 @@
 // overlay root filesystem, the per-container shim that owns a container's
 // stdio and exit status so that containers outlive berthd, logs, exec, and
 // the lifecycle (create, start, stop, kill, restart, wait, remove) with the
-// container records in the store.
+// container records in the store, and the restart policies that start a
+// container again when its process ends and when berthd starts.
 //
 // It does not wire networks itself: the network controller does the whole
 // attach (addresses, interfaces, firewall, names, resolver) and returns

@@ -51,9 +51,12 @@ func (m *Manager) ExecCreate(term string, req ctypes.ExecCreateRequest) (string,
 		return "", err
 	}
 	e.mu.Lock()
-	running := e.rec.State.Running()
+	st := e.rec.State
 	e.mu.Unlock()
-	if !running {
+	if st.Restarting() {
+		return "", errRestarting(e.rec.ID)
+	}
+	if !st.Running() {
 		return "", errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s is not running", e.rec.ID))
 	}
 	x := &execEntry{ID: stringid.New(), ContainerID: e.rec.ID, Config: req}
@@ -95,6 +98,9 @@ func (m *Manager) ExecStart(ctx context.Context, id string, stream io.ReadWriter
 	e.mu.Lock()
 	c := e.rec
 	e.mu.Unlock()
+	if c.State.Restarting() {
+		return errRestarting(c.ID)
+	}
 	if !c.State.Running() {
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s is not running", c.ID))
 	}

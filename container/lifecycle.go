@@ -36,18 +36,17 @@ func (m *Manager) Start(ctx context.Context, term string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch e.rec.State.Status {
-	case ctypes.StateRunning:
+	case ctypes.StateRunning, ctypes.StateRestarting:
 		return errdefs.ErrNotModified.WithMessage("container already started")
 	case ctypes.StateRemoving, ctypes.StateDead:
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s is marked for removal and cannot be started", e.rec.ID))
 	}
-	if err := m.start(ctx, e); err != nil {
-		st := e.rec.State
-		st.Error = err.Error()
-		m.setState(e, st)
+	// dockerd checks the settings again at a start: records made before
+	// the policy was checked may hold one it refuses.
+	if err := validateRestartPolicy(e.rec.Host); err != nil {
 		return err
 	}
-	return nil
+	return m.startAfresh(ctx, e)
 }
 
 // start runs the container; on failure it leaves nothing behind: no
@@ -404,7 +403,9 @@ func (m *Manager) monitor(e *entry) {
 
 // exited records the end of a container's process and releases what it
 // held while running. Like Docker, its endpoints go: addresses return to
-// the pools and come back (static ones as asked) on the next start.
+// the pools and come back (static ones as asked) on the next start. When
+// its restart policy wants it back, the container is restarting until its
+// backoff is over, then started again.
 func (m *Manager) exited(e *entry, st ExitStatus) {
 	e.mu.Lock()
 	if e.rec.State.Status != ctypes.StateRunning {
@@ -416,8 +417,24 @@ func (m *Manager) exited(e *entry, st ExitStatus) {
 	// volume unmount), then the state that wakes Stop and Wait.
 	m.emitContainer(c, mevents.ActionDie, map[string]string{"exitCode": strconv.Itoa(st.ExitCode)})
 	m.cleanupRuntime(c)
-	if err := m.setState(e, State{Status: ctypes.StateExited, ExitCode: st.ExitCode, StartedAt: c.State.StartedAt, FinishedAt: st.FinishedAt}); err != nil {
+	next := State{Status: ctypes.StateExited, ExitCode: st.ExitCode, StartedAt: c.State.StartedAt, FinishedAt: st.FinishedAt}
+	// Not while berthd shuts down: the next one starts what the policy
+	// wants (startOnBoot).
+	restart := !e.exitOnNext && !m.closed.Load() && shouldRestart(c.Host.RestartPolicy, st.ExitCode, c.ManuallyStopped, c.RestartCount)
+	if restart {
+		c.RestartCount++
+		e.backoff = restartDelay(e.backoff, st.FinishedAt.Sub(c.State.StartedAt))
+		next.Status = ctypes.StateRestarting
+	}
+	if err := m.setState(e, next); err != nil {
 		m.log.Error("record the container's exit", "id", c.ID, "name", c.Name, "err", err)
+	}
+	if restart {
+		m.log.Info("container exited; its restart policy starts it again", "id", c.ID, "name", c.Name, "code", st.ExitCode,
+			"policy", c.Host.RestartPolicy.Name, "restarts", c.RestartCount, "after", e.backoff)
+		m.scheduleRestart(e)
+		e.mu.Unlock()
+		return
 	}
 	m.log.Info("container exited", "id", c.ID, "name", c.Name, "code", st.ExitCode)
 	autoRemove := c.Host.AutoRemove
@@ -458,13 +475,39 @@ func (m *Manager) Kill(ctx context.Context, term, sig string) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.rec.State.Running() {
+	if !e.rec.State.Running() && !e.rec.State.Restarting() {
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("Container %s is not running", e.rec.ID))
+	}
+	// As dockerd: a kill is a stop by hand, and most signals call off the
+	// restart policy for the process's end.
+	if stopsRestarts(e.rec.Config.StopSignal, s) {
+		e.exitOnNext = true
+	}
+	m.stoppedByHand(e)
+	if e.rec.State.Restarting() {
+		// Nothing runs to get the signal; the restart is what is called
+		// off, if the signal does that.
+		if e.exitOnNext {
+			m.cancelRestart(e)
+		}
+		return nil
 	}
 	// Told before the signal goes, so that the event comes before the
 	// die it may cause.
 	m.emitKill(&e.rec, s)
 	return m.runc.kill(ctx, e.rec.ID, s, false)
+}
+
+// stoppedByHand records that the container was stopped or killed through
+// the API. Called with e.mu held.
+func (m *Manager) stoppedByHand(e *entry) {
+	if e.rec.ManuallyStopped {
+		return
+	}
+	e.rec.ManuallyStopped = true
+	if err := m.save(e); err != nil {
+		m.log.Warn("record the stop by hand", "id", e.rec.ID, "err", err)
+	}
 }
 
 // emitKill tells the event log a signal went to the container, with its
@@ -481,22 +524,33 @@ func (m *Manager) Stop(ctx context.Context, term string, timeout *int, sig strin
 		return err
 	}
 	e.mu.Lock()
-	if !e.rec.State.Running() {
+	if !e.rec.State.Running() && !e.rec.State.Restarting() {
 		e.mu.Unlock()
 		return errdefs.ErrNotModified.WithMessage("container already stopped")
 	}
-	c := e.rec
-	changed := e.changed
-	e.mu.Unlock()
 	if sig == "" {
-		sig = c.Config.StopSignal
+		sig = e.rec.Config.StopSignal
 	}
 	s := syscall.SIGTERM
 	if sig != "" {
 		if s, err = signal.ParseSignal(sig); err != nil {
+			e.mu.Unlock()
 			return errdefs.ErrInvalidArgument.WithMessage(err.Error())
 		}
 	}
+	// The process's end that follows is not one the policy restarts.
+	e.exitOnNext = true
+	m.stoppedByHand(e)
+	if m.cancelRestart(e) {
+		// It was waiting for its restart: nothing runs to signal.
+		c := e.rec
+		e.mu.Unlock()
+		m.emitContainer(&c, mevents.ActionStop, nil)
+		return nil
+	}
+	c := e.rec
+	changed := e.changed
+	e.mu.Unlock()
 	wait := 10
 	if c.Config.StopTimeout != nil {
 		wait = *c.Config.StopTimeout
@@ -558,7 +612,9 @@ func (m *Manager) Wait(ctx context.Context, term string, cond ctypes.WaitConditi
 		return 0, err
 	}
 	e.mu.Lock()
-	running := e.rec.State.Running()
+	// A restarting container counts as running, as in dockerd: its next
+	// end is what is waited for.
+	running := e.rec.State.Running() || e.rec.State.Restarting()
 	changed := e.changed
 	e.mu.Unlock()
 	switch cond {
@@ -575,7 +631,8 @@ func (m *Manager) Wait(ctx context.Context, term string, cond ctypes.WaitConditi
 				return 0, ctx.Err()
 			}
 			e.mu.Lock()
-			done := e.rec.State.Status == ctypes.StateExited
+			// An end the policy restarts is an exit too, as in dockerd.
+			done := e.rec.State.Status == ctypes.StateExited || e.rec.State.Restarting()
 			changed = e.changed
 			e.mu.Unlock()
 			if done {
@@ -604,13 +661,20 @@ func (m *Manager) Remove(ctx context.Context, term string, force, volumes bool) 
 		return err
 	}
 	e.mu.Lock()
-	running := e.rec.State.Running()
+	status := e.rec.State.Status
+	if (status == ctypes.StateRunning || status == ctypes.StateRestarting) && !force {
+		e.mu.Unlock()
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf(
+			"You cannot remove a %s container %s. Stop the container before attempting removal or force remove", status, e.rec.ID))
+	}
+	if status == ctypes.StateRestarting {
+		// As dockerd's kill of it: the restart waiting for its delay is
+		// called off, so nothing starts the container once it is gone.
+		e.exitOnNext = true
+		m.cancelRestart(e)
+	}
 	e.mu.Unlock()
-	if running {
-		if !force {
-			return errdefs.ErrConflict.WithMessage(fmt.Sprintf(
-				"You cannot remove a running container %s. Stop the container before attempting removal or force remove", e.rec.ID))
-		}
+	if status == ctypes.StateRunning {
 		zero := 0
 		if err := m.Stop(ctx, e.rec.ID, &zero, "KILL"); err != nil && !errdefs.IsNotModified(err) {
 			return err
@@ -629,7 +693,7 @@ func (m *Manager) Remove(ctx context.Context, term string, force, volumes bool) 
 	if e.rec.State.Status == ctypes.StateRemoving {
 		return nil
 	}
-	if e.rec.State.Running() {
+	if e.rec.State.Running() || e.rec.State.Restarting() {
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s started again while it was being removed", e.rec.ID))
 	}
 	was := e.rec.State.Status
@@ -654,6 +718,7 @@ func (m *Manager) Remove(ctx context.Context, term string, force, volumes bool) 
 	e.changed = make(chan struct{})
 	for _, p := range e.pending {
 		p.conn.Close()
+		close(p.done)
 	}
 	e.pending = nil
 	m.log.Info("container removed", "id", e.rec.ID, "name", e.rec.Name)
@@ -757,6 +822,9 @@ func (m *Manager) Attach(ctx context.Context, term string, conn io.ReadWriteClos
 	case ctypes.StateCreated, ctypes.StateExited:
 		e.pending = append(e.pending, p)
 		e.mu.Unlock()
+	case ctypes.StateRestarting:
+		e.mu.Unlock()
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("container %s is restarting, wait until the container is running", term))
 	default:
 		e.mu.Unlock()
 		return errdefs.ErrConflict.WithMessage("You cannot attach to a stopped container, start it first")
@@ -765,9 +833,22 @@ func (m *Manager) Attach(ctx context.Context, term string, conn io.ReadWriteClos
 	case <-p.done:
 	case <-ctx.Done():
 	case <-e.removed:
+		// A removal comes after the process's end (--rm), maybe before
+		// the last of its output got through to the client.
+		t := time.NewTimer(attachDrain)
+		defer t.Stop()
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+		case <-t.C:
+		}
 	}
 	return nil
 }
+
+// attachDrain bounds how long an attached client's stream may go on after
+// the container was removed: the shim's end closes it well before.
+const attachDrain = 5 * time.Second
 
 // connectAttach joins a client's stream to the shim's.
 func (m *Manager) connectAttach(id string, p *pendingAttach) {

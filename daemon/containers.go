@@ -246,7 +246,9 @@ func (d *Daemon) listContainers(w http.ResponseWriter, r *http.Request) error {
 	all := boolValue(r, "all") || limit > 0
 	out := []ctypes.Summary{}
 	for _, c := range d.containers.List() {
-		if !all && !c.State.Running() && len(f.get("status")) == 0 {
+		// A container waiting for its restart is listed as running, as
+		// by dockerd.
+		if !all && !c.State.Running() && !c.State.Restarting() && len(f.get("status")) == 0 {
 			continue
 		}
 		if !matchContainer(f, c) {
@@ -310,6 +312,8 @@ func statusText(s container.State) string {
 			return fmt.Sprintf("Exited (%d)", s.ExitCode)
 		}
 		return fmt.Sprintf("Exited (%d) %s ago", s.ExitCode, units.HumanDuration(time.Since(s.FinishedAt)))
+	case ctypes.StateRestarting:
+		return fmt.Sprintf("Restarting (%d) %s ago", s.ExitCode, units.HumanDuration(time.Since(s.FinishedAt)))
 	case ctypes.StateCreated:
 		return "Created"
 	case ctypes.StateRemoving:
@@ -376,8 +380,9 @@ func (d *Daemon) inspectContainer(w http.ResponseWriter, r *http.Request) error 
 	st := c.State
 	resp := ctypes.InspectResponse{
 		ID: c.ID, Created: dockerTime(c.Created), Path: c.Path, Args: c.Args,
+		// dockerd counts a container waiting for its restart as running.
 		State: &ctypes.State{
-			Status: st.Status, Running: st.Running(), Dead: st.Status == ctypes.StateDead,
+			Status: st.Status, Running: st.Running() || st.Restarting(), Restarting: st.Restarting(), Dead: st.Status == ctypes.StateDead,
 			Pid: st.Pid, ExitCode: st.ExitCode, Error: st.Error,
 			StartedAt: dockerTime(st.StartedAt), FinishedAt: dockerTime(st.FinishedAt),
 		},
@@ -644,7 +649,7 @@ func (d *Daemon) pruneContainers(w http.ResponseWriter, r *http.Request) error {
 	}
 	report := ctypes.PruneReport{ContainersDeleted: []string{}}
 	for _, c := range d.containers.List() {
-		if c.State.Running() || (!until.IsZero() && !c.Created.Before(until)) || !f.labels("label", c.Config.Labels) ||
+		if c.State.Running() || c.State.Restarting() || (!until.IsZero() && !c.Created.Before(until)) || !f.labels("label", c.Config.Labels) ||
 			(f.has("label!") && f.labels("label!", c.Config.Labels)) {
 			continue
 		}

@@ -270,6 +270,11 @@ func (d *Daemon) Serve(ctx context.Context) error {
 
 func (d *Daemon) close() {
 	d.closeListeners()
+	if d.containers != nil {
+		// Before the store and the controller close: no restart by a
+		// policy may begin once they do.
+		d.containers.Close()
+	}
 	if d.ctrl != nil {
 		d.ctrl.Close()
 	}
