@@ -762,6 +762,12 @@ func (m *Manager) restore(e *entry) {
 				m.cfg.Volumes.Adopt(mt.Name, c.ID)
 			}
 		}
+		if st.Phase == phaseExited {
+			// It ended while berthd was away: recorded before berthd
+			// serves, from the status its shim kept.
+			m.monitor(e)
+			return
+		}
 		m.log.Info("adopted running container", "id", c.ID, "name", c.Name, "pid", c.State.Pid)
 		go m.monitor(e)
 		return
@@ -776,7 +782,9 @@ func (m *Manager) restore(e *entry) {
 			m.runc.kill(context.Background(), c.ID, syscall.SIGKILL, true)
 			st = ExitStatus{ExitCode: 255, FinishedAt: time.Now().UTC()}
 		}
-		go m.exited(e, st)
+		// Before berthd serves: it must not show running, even for a
+		// moment, a container whose process is gone.
+		m.exited(e, st)
 		return
 	}
 	// Not running: make sure nothing of a run is left.

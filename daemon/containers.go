@@ -575,6 +575,11 @@ func (d *Daemon) disconnectContainer(w http.ResponseWriter, r *http.Request) err
 // collectImages deletes images removed by force while containers used
 // them, once none does.
 func (d *Daemon) collectImages() {
+	if d.containers == nil {
+		// An auto-removal while the containers are restored: New
+		// collects once they are.
+		return
+	}
 	if err := d.images.Collect(d.containers.UsesImage); err != nil {
 		d.cfg.Log.Warn("delete unused removed images", "err", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -582,5 +583,38 @@ func TestConnectToAUserNetworkBringsTheResolver(t *testing.T) {
 	}
 	if err := resolves(); err != nil {
 		t.Error(err)
+	}
+}
+
+// A container that ended while berthd was away is shown exited from the
+// first answer of the next berthd, never running without a process.
+func TestAContainerThatEndedWhileBerthdWasAwayIsNeverShownRunning(t *testing.T) {
+	t.Parallel()
+	_, d := containerHost(t)
+	create(t, d, "app", client.NetworkCreateOptions{})
+	gone := runContainer(t, d, spec{name: "gone", network: "app", cmd: []string{"sleep", "1000"}})
+	stays := runContainer(t, d, spec{name: "stays", network: "app", cmd: []string{"sleep", "1000"}})
+	pid := inspectContainer(t, d, gone).State.Pid
+	d.Kill()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Gone from /proc once its shim has reaped it and kept its status.
+	waitFor(t, 10*time.Second, func() error {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			return fmt.Errorf("process %d still there", pid)
+		}
+		return nil
+	})
+	d.Start()
+	st := inspectContainer(t, d, gone).State
+	if st.Running || st.Status != "exited" || st.ExitCode != 137 || st.Pid != 0 {
+		t.Errorf("gone after the restart: %+v", st)
+	}
+	if n := inspect(t, d, "app").Containers; len(n) != 1 {
+		t.Errorf("app's endpoints after the restart: %v", n)
+	}
+	if st := inspectContainer(t, d, stays).State; !st.Running || st.Pid == 0 {
+		t.Errorf("stays after the restart: %+v", st)
 	}
 }
