@@ -208,6 +208,7 @@ func (c *chaos) check(when string) {
 				t.Errorf("%s: %s resolves its peer %s to %v, want one of %v", when, name, peer, got, ips)
 			}
 		}
+		ns.Close()
 	}
 }
 

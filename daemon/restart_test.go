@@ -227,6 +227,7 @@ func checkStoreMatchesKernel(t *testing.T, d *nettest.Daemon, when string) {
 				t.Errorf("%s: sandbox %s has no interface up with %s of network %s", when, sb.Name, ep.IPAddress, netName)
 			}
 		}
+		ns.Close()
 	}
 	// Retired devices are reaped in the background; give it a moment.
 	waitFor(t, 10*time.Second, func() error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -60,6 +61,24 @@ func sample(t *testing.T, d *nettest.Daemon) soakSample {
 	return s
 }
 
+// saveHeap writes berthd's heap profile, after a collection, to
+// $BERTH_SOAK_HEAP/heap-<name>.pb.gz when that is set, for
+// go tool pprof -base heap-warm.pb.gz bin/berthd heap-end.pb.gz.
+func saveHeap(t *testing.T, d *nettest.Daemon, name string) {
+	t.Helper()
+	dir := os.Getenv("BERTH_SOAK_HEAP")
+	if dir == "" {
+		return
+	}
+	code, profile := raw(t, d, "GET", "/debug/pprof/heap?gc=1", "", "")
+	if code != 200 {
+		t.Fatalf("heap profile: %d %s", code, profile)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "heap-"+name+".pb.gz"), []byte(profile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func atoiMatch(t *testing.T, re *regexp.Regexp, s string) int {
 	t.Helper()
 	m := re.FindStringSubmatch(s)
@@ -103,6 +122,7 @@ func TestSoakChurn(t *testing.T) {
 			samples = append(samples, s)
 			if warmSample == nil && (long && s.at >= warm || !long && rounds == shortWarm) {
 				warmSample = &samples[len(samples)-1]
+				saveHeap(t, d, "warm")
 			}
 			next = next.Add(every)
 		}
@@ -113,6 +133,7 @@ func TestSoakChurn(t *testing.T) {
 		return
 	}
 	end := sample(t, d)
+	saveHeap(t, d, "end")
 	end.at, end.rounds = time.Since(start), rounds
 	samples = append(samples, end)
 	var b strings.Builder

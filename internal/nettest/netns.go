@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -32,6 +33,8 @@ type Namespace struct {
 	ns   netns.NsHandle
 	// Netlink works inside the namespace without switching threads.
 	Netlink *netlink.Handle
+	// release closes what OpenNamespace opened, once.
+	release func()
 }
 
 // NewNamespace makes a fresh network namespace with lo up, mounted under
@@ -196,8 +199,17 @@ func OpenNamespace(t testing.TB, path string) *Namespace {
 		h.Close()
 		t.Fatalf("netlink in %s: %v", path, err)
 	}
-	t.Cleanup(func() { n.Netlink.Close(); h.Close() })
+	n.release = sync.OnceFunc(func() { n.Netlink.Close(); h.Close() })
+	t.Cleanup(n.release)
 	return n
+}
+
+// Close closes a namespace opened with OpenNamespace before the test ends:
+// a long test that looks into many namespaces would run out of files.
+func (n *Namespace) Close() {
+	if n.release != nil {
+		n.release()
+	}
 }
 
 // Fd is the namespace's file descriptor, for APIs that work on another
