@@ -34,6 +34,9 @@ type execEntry struct {
 	running  bool
 	pid      int
 	exitCode *int
+	// ended is when the process ended: the record is kept execKeep
+	// longer for inspects, then forgotten.
+	ended time.Time
 	// console is the master of the exec's terminal, while it runs.
 	console *os.File
 }
@@ -61,6 +64,7 @@ func (m *Manager) ExecCreate(term string, req ctypes.ExecCreateRequest) (string,
 	}
 	x := &execEntry{ID: stringid.New(), ContainerID: e.rec.ID, Config: req}
 	m.mu.Lock()
+	m.forgetExecs(time.Now())
 	m.execs[x.ID] = x
 	m.mu.Unlock()
 	return x.ID, nil
@@ -216,7 +220,27 @@ func (x *execEntry) finish(pid, code int) {
 	x.pid = pid
 	x.running = false
 	x.exitCode = &code
+	x.ended = time.Now()
 	x.console = nil
+}
+
+// execKeep is how long an ended exec can still be inspected, as dockerd,
+// which forgets ended execs within 5 to 10 minutes.
+const execKeep = 5 * time.Minute
+
+// forgetExecs drops the records of execs that ended more than execKeep
+// ago and of execs of containers that are gone, so that a long-lived
+// container exec'd into again and again holds no growing list. Called
+// with m.mu held.
+func (m *Manager) forgetExecs(now time.Time) {
+	for id, x := range m.execs {
+		x.mu.Lock()
+		old := !x.ended.IsZero() && now.Sub(x.ended) > execKeep
+		x.mu.Unlock()
+		if _, ok := m.byID[x.ContainerID]; old || !ok {
+			delete(m.execs, id)
+		}
+	}
 }
 
 // exitCodeOf is Docker's exit code of a finished command.
