@@ -96,6 +96,9 @@ func (c *chaos) state() (nets, running, stopped []string) {
 	return nets, running, stopped
 }
 
+// chaosMaxContainers bounds the containers a campaign keeps at once.
+const chaosMaxContainers = 24
+
 // op runs one random operation and says what it was. Errors are part of
 // the game (a network in use, a name gone); a panic answered as 500 is not.
 // The state it chooses from is read before, so that a daemon killed under
@@ -106,7 +109,13 @@ func (c *chaos) op(nets, running, stopped []string) string {
 	defer cancel()
 	var what string
 	var err error
-	switch r := c.rng.IntN(100); {
+	r := c.rng.IntN(100)
+	if len(all) >= chaosMaxContainers && r >= 20 && r < 45 {
+		// A long run keeps its population, and so the cost of its
+		// checks, bounded: a run becomes a removal.
+		r = 99
+	}
+	switch {
 	case r < 12:
 		name := fmt.Sprintf("cn%d", c.rng.IntN(4))
 		what = "network create " + name
