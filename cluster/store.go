@@ -254,6 +254,9 @@ func (s *Store) lease() clientv3.LeaseID {
 // HostID is this host's ID in the cluster.
 func (s *Store) HostID() string { return s.cfg.HostID }
 
+// Advertise is the address other hosts reach this one at.
+func (s *Store) Advertise() netip.Addr { return s.cfg.Advertise }
+
 // Register puts this host's record, HostsPrefix+HostID, under its lease.
 func (s *Store) Register(ctx context.Context) error {
 	b, err := json.Marshal(Host{ID: s.cfg.HostID, Advertise: s.cfg.Advertise, Version: s.cfg.Version, Started: time.Now().UTC()})
@@ -424,6 +427,45 @@ func (s *Store) Release(ctx context.Context, key, ifValue string) (released bool
 	}
 	if resp.Succeeded {
 		s.forget(key)
+	}
+	return resp.Succeeded, nil
+}
+
+// ReleaseAll deletes every key of kvs, in one transaction that succeeds
+// only if each holds its value and, when unlessUnder is not empty, no key
+// lies under unlessUnder (a network is removed only while no host has an
+// endpoint on it). released says whether it did; when it did not, nothing
+// was deleted.
+func (s *Store) ReleaseAll(ctx context.Context, kvs []KV, unlessUnder string) (released bool, err error) {
+	if len(kvs)+1 > maxTxnOps {
+		return false, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("cluster store: %d keys in one release; at most %d", len(kvs), maxTxnOps-1))
+	}
+	if len(kvs) == 0 {
+		return true, nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	cmps := make([]clientv3.Cmp, 0, len(kvs)+1)
+	dels := make([]clientv3.Op, len(kvs))
+	for i, kv := range kvs {
+		cmps = append(cmps, clientv3.Compare(clientv3.Value(kv.Key), "=", kv.Value))
+		dels[i] = clientv3.OpDelete(kv.Key)
+	}
+	if unlessUnder != "" {
+		// Over a range, a comparison holds when it holds for every key in
+		// it, and for an empty range when it holds for a key never made.
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(unlessUnder), "=", 0).WithPrefix())
+	}
+	octx, cancel := s.opContext(ctx)
+	defer cancel()
+	resp, err := s.kv.Txn(octx).If(cmps...).Then(dels...).Commit()
+	if err != nil {
+		return false, s.fail(ctx, fmt.Sprintf("release %s and %d more", kvs[0].Key, len(kvs)-1), err)
+	}
+	if resp.Succeeded {
+		for _, kv := range kvs {
+			s.forget(kv.Key)
+		}
 	}
 	return resp.Succeeded, nil
 }

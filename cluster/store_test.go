@@ -328,3 +328,43 @@ func TestOpenFailsClearlyWhenEtcdDoesNotAnswer(t *testing.T) {
 		t.Fatalf("error %q: want one that wraps ErrUnavailable, says the cluster store is unavailable, names %s and says it refused the connection", err, endpoint)
 	}
 }
+
+func TestReleaseAllDeletesEveryKeyOrNone(t *testing.T) {
+	a, endpoint := openEmbedded(t, "host-a")
+	b := open(t, testConfig(t, "host-b", endpoint))
+	ctx := ctxT(t)
+	held := []KV{{"names/networks/blue", "n1"}, {"subnets/10.0.1.0/24", "n1"}, {"networks/n1", "{}"}}
+	if _, won, err := a.ClaimAll(ctx, held, false); err != nil || !won {
+		t.Fatalf("claim: %v %v", won, err)
+	}
+	if _, won, err := b.ClaimAll(ctx, []KV{{"endpoints/n1/e1", "x"}}, true); err != nil || !won {
+		t.Fatalf("claim the endpoint: %v %v", won, err)
+	}
+	c := a.Watch(ctx, "")
+	waitReady(t, c)
+	// Refused while a key lies under the prefix, and when a value differs.
+	if ok, err := a.ReleaseAll(ctx, held, "endpoints/n1/"); err != nil || ok {
+		t.Fatalf("release with an endpoint under the prefix: %v %v", ok, err)
+	}
+	if ok, err := a.ReleaseAll(ctx, []KV{held[0], {"subnets/10.0.1.0/24", "n2"}}, ""); err != nil || ok {
+		t.Fatalf("release with a value not held: %v %v", ok, err)
+	}
+	for _, kv := range held {
+		if _, ok := c.Get(kv.Key); !ok {
+			t.Errorf("%s gone after a refused release", kv.Key)
+		}
+	}
+	// A prefix that only starts like another's is no obstacle.
+	if ok, err := b.ReleaseAll(ctx, []KV{{"endpoints/n1/e1", "x"}}, "endpoints/n1/e1/"); err != nil || !ok {
+		t.Fatalf("release the endpoint: %v %v", ok, err)
+	}
+	if ok, err := a.ReleaseAll(ctx, held, "endpoints/n1/"); err != nil || !ok {
+		t.Fatalf("release once the endpoint went: %v %v", ok, err)
+	}
+	waitFor(t, 5*time.Second, "the keys gone from the cache", func() bool {
+		return len(c.List("names/"))+len(c.List("subnets/"))+len(c.List("networks/"))+len(c.List("endpoints/")) == 0
+	})
+	if r := b.recorded(); len(r) != 0 {
+		t.Errorf("records kept to put again after the release: %v", r)
+	}
+}

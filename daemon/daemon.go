@@ -181,8 +181,9 @@ func New(cfg Config) (_ *Daemon, err error) {
 				return out
 			},
 		},
-		Events: d.events,
-		Log:    cfg.Log,
+		Events:  d.events,
+		Cluster: d.cluster,
+		Log:     cfg.Log,
 	})
 	if err != nil {
 		return nil, err

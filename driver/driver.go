@@ -66,6 +66,12 @@ type NetworkInfo struct {
 	// Notes are facts users should see with the network's options in
 	// inspect (com.berth.* keys).
 	Notes map[string]string
+	// Claims are what a global network holds alone in the cluster besides
+	// its name and subnets (overlay: "vni/4097"): the controller claims
+	// them in the transaction that records the network, and releases them
+	// with it. A driver whose Prepare picked a value another host took
+	// meanwhile is asked again.
+	Claims []string
 }
 
 // Firewall is how berth's firewall treats a network.
@@ -170,6 +176,27 @@ func Gateways(nw *Network, ep *Endpoint) JoinInfo {
 		}
 	}
 	return info
+}
+
+// Peer is an endpoint another host has on a global network.
+type Peer struct {
+	EndpointID string
+	// Host is the other host's underlay address (its --cluster-advertise).
+	Host netip.Addr
+	MAC  net.HardwareAddr
+	IPv4 netip.Prefix
+	IPv6 netip.Prefix
+}
+
+// Peers is implemented by drivers of global networks: the controller,
+// following the cluster store, tells them of the endpoints other hosts
+// have on a network, so that traffic reaches them. Calls come only for a
+// network CreateNetwork made on this host, and are idempotent: the same
+// peer may be added again (after a restart, say) and a peer never added
+// may be removed.
+type Peers interface {
+	AddPeer(nw *Network, p Peer) error
+	RemovePeer(nw *Network, p Peer) error
 }
 
 // Driver is a network driver: built in, or a plugin's adapter. The

@@ -14,6 +14,7 @@ import (
 
 	mevents "github.com/moby/moby/api/types/events"
 
+	"github.com/berth-net/berth/cluster"
 	"github.com/berth-net/berth/driver"
 	"github.com/berth-net/berth/events"
 	"github.com/berth-net/berth/firewall"
@@ -118,7 +119,10 @@ type Config struct {
 	// Events, when set, is told of networks made and removed and of
 	// endpoints joining and leaving them.
 	Events *events.Log
-	Log    *slog.Logger
+	// Cluster, when set, is the cluster store global networks live in;
+	// without it, drivers of global scope cannot create networks.
+	Cluster *cluster.Store
+	Log     *slog.Logger
 }
 
 // Controller owns networks, endpoints and sandboxes.
@@ -136,6 +140,8 @@ type Controller struct {
 	ports          *ports
 	events         *events.Log
 	log            *slog.Logger
+	// global follows the cluster store; nil on a host in no cluster.
+	global *global
 
 	mu        sync.RWMutex
 	networks  map[string]*netState // by ID
@@ -166,6 +172,14 @@ type netState struct {
 	// that left the network (a stopped container): address → sandbox ID.
 	reserved map[netip.Addr]string
 	removing bool
+
+	// global networks live in the cluster store, as globalValue.
+	global      bool
+	globalValue string
+	// remote are other hosts' endpoints on a global network, and
+	// remoteAddrs their addresses (address → endpoint ID).
+	remote      map[string]*globalEndpoint
+	remoteAddrs map[netip.Addr]string
 }
 
 type pool struct {
@@ -183,6 +197,9 @@ type epState struct {
 	join driver.JoinInfo
 	// claimed are reserved addresses the endpoint took over.
 	claimed []netip.Addr
+	// globalKVs are what the endpoint of a global network holds in the
+	// cluster store.
+	globalKVs []cluster.KV
 }
 
 // sbState is a sandbox in memory.
@@ -344,7 +361,9 @@ func newNetState(rec Network, drv driver.Driver) (*netState, error) {
 	nw := &netState{
 		rec: rec, drv: drv, caps: drv.Capabilities(), dn: driverNetwork(&rec),
 		endpoints: map[string]*epState{}, epNames: map[string]string{}, reserved: map[netip.Addr]string{},
+		remote: map[string]*globalEndpoint{}, remoteAddrs: map[netip.Addr]string{},
 	}
+	nw.global = nw.caps.Scope == driver.ScopeGlobal
 	nw.info = drv.Describe(nw.dn)
 	nw.rec.Notes = nw.info.Notes
 	for _, p := range rec.IPAM.Pools {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/berth-net/berth/cluster"
 	"github.com/berth-net/berth/driver"
 	"github.com/berth-net/berth/firewall"
 	"github.com/berth-net/berth/ipam"
@@ -575,6 +576,12 @@ func stateless() []driver.Driver {
 // "bridge" that brings the predefined "bridge" network, host and none.
 func newTestbed(t testing.TB, extra ...driver.Driver) *testbed {
 	t.Helper()
+	return newTestbedIn(t, nil, extra...)
+}
+
+// newTestbedIn is newTestbed on a host of a cluster.
+func newTestbedIn(t testing.TB, cl *cluster.Store, extra ...driver.Driver) *testbed {
+	t.Helper()
 	br := bridgeLike("bridge")
 	br.caps.Predefined = []driver.Predefined{{Name: NameBridge, Options: map[string]string{"default": "true"}}}
 	table := resolver.NewTable()
@@ -593,6 +600,7 @@ func newTestbed(t testing.TB, extra ...driver.Driver) *testbed {
 		Pools:   ipam.DefaultLocalPools(), NamespaceDir: "/run/test/netns",
 		HostResolvConf: "testdata/resolv.conf",
 		Log:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Cluster:        cl,
 	}
 	tb.start()
 	return tb

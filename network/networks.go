@@ -9,6 +9,8 @@ import (
 
 	mevents "github.com/moby/moby/api/types/events"
 
+	"github.com/containerd/errdefs"
+
 	"github.com/berth-net/berth/driver"
 	"github.com/berth-net/berth/firewall"
 	"github.com/berth-net/berth/internal/stringid"
@@ -55,8 +57,12 @@ func (c *Controller) createNetwork(opts CreateOptions) (Network, error) {
 		return Network{}, errDriverNotFound(opts.Driver)
 	}
 	caps := drv.Capabilities()
-	if opts.Scope != "" && opts.Scope != caps.Scope {
+	global := caps.Scope == driver.ScopeGlobal
+	if opts.Scope != "" && opts.Scope != caps.Scope && !(global && opts.Scope == scopeSwarm) {
 		return Network{}, invalid("scope %q is not supported by driver %s: berth networks of this driver are %s", opts.Scope, opts.Driver, caps.Scope)
+	}
+	if global && c.global == nil {
+		return Network{}, errNoClusterStore(opts.Driver)
 	}
 	if opts.IPAMDriver != "" && opts.IPAMDriver != "default" {
 		return Network{}, errDriverNotFound(opts.IPAMDriver)
@@ -68,6 +74,9 @@ func (c *Controller) createNetwork(opts CreateOptions) (Network, error) {
 		Internal:   opts.Internal, Attachable: opts.Attachable,
 		Options: nonNil(opts.Options), Labels: nonNil(opts.Labels),
 		IPAM: IPAM{Driver: "default", Options: opts.IPAMOptions},
+	}
+	if global {
+		rec.Scope = scopeSwarm
 	}
 	if err := ipam.ValidateConfigs(opts.IPAM); err != nil {
 		return Network{}, err
@@ -97,35 +106,50 @@ func (c *Controller) createNetwork(opts CreateOptions) (Network, error) {
 	defer func() {
 		if !created {
 			c.mu.Lock()
-			delete(c.netNames, rec.Name)
+			if c.netNames[rec.Name] == "" {
+				delete(c.netNames, rec.Name)
+			}
 			c.mu.Unlock()
 		}
 	}()
 
-	if caps.Addresses {
-		pools, err := c.choosePools(rec.ID, opts.IPAM, rec.EnableIPv4, rec.EnableIPv6)
+	defer c.releasePending(rec.ID)
+	nw, err := c.prepareNetwork(rec, drv, opts.IPAM, global)
+	if err != nil {
+		return Network{}, err
+	}
+	if global {
+		c.global.mu.Lock()
+		c.global.creating[rec.ID] = true
+		c.global.mu.Unlock()
+		defer func() {
+			c.global.mu.Lock()
+			delete(c.global.creating, rec.ID)
+			c.global.mu.Unlock()
+		}()
+		for attempt := 1; ; attempt++ {
+			err = c.claimNetwork(nw, len(opts.IPAM) > 0)
+			if !errors.Is(err, errClaimRace) {
+				break
+			}
+			if attempt == claimAttempts {
+				return Network{}, errdefs.ErrConflict.WithMessage(fmt.Sprintf(
+					"network %s: other hosts took every subnet or identifier chosen for it, %d times; try again", rec.Name, attempt))
+			}
+			c.releasePending(rec.ID)
+			if nw, err = c.prepareNetwork(rec, drv, opts.IPAM, global); err != nil {
+				return Network{}, err
+			}
+		}
 		if err != nil {
 			return Network{}, err
 		}
-		defer c.releasePending(rec.ID)
-		rec.IPAM.Pools = pools
-	}
-	nw, err := newNetState(rec, drv)
-	if err != nil {
-		return Network{}, err
-	}
-	state, err := drv.Prepare(nw.dn, c.driverNetworks(drv))
-	if err != nil {
-		return Network{}, err
-	}
-	nw.setDriverState(state)
-	rec = nw.rec
-
-	if err := c.store.Update(func(tx store.Tx) error {
-		return store.PutJSON(tx, bucketNetworks, rec.ID, &rec)
+	} else if err := c.store.Update(func(tx store.Tx) error {
+		return store.PutJSON(tx, bucketNetworks, rec.ID, &nw.rec)
 	}); err != nil {
 		return Network{}, fmt.Errorf("record network %s: %w", rec.Name, err)
 	}
+	rec = nw.rec
 	err = drv.CreateNetwork(nw.dn)
 	if err == nil {
 		err = c.addToFirewall(nw)
@@ -134,7 +158,9 @@ func (c *Controller) createNetwork(opts CreateOptions) (Network, error) {
 		if derr := drv.DeleteNetwork(nw.dn); derr != nil {
 			c.log.Warn("roll back network", "network", rec.Name, "err", derr)
 		}
-		if serr := c.store.Update(func(tx store.Tx) error { return tx.Delete(bucketNetworks, rec.ID) }); serr != nil {
+		if global {
+			c.releaseKVs(networkKVs(nw))
+		} else if serr := c.store.Update(func(tx store.Tx) error { return tx.Delete(bucketNetworks, rec.ID) }); serr != nil {
 			c.log.Error("roll back network record", "network", rec.Name, "err", serr)
 		}
 		return Network{}, fmt.Errorf("create network %s: %w", rec.Name, err)
@@ -158,6 +184,28 @@ func nonNil(m map[string]string) map[string]string {
 	return maps.Clone(m)
 }
 
+// prepareNetwork chooses a new network's pools (pending until
+// releasePending) and asks its driver to prepare it.
+func (c *Controller) prepareNetwork(rec Network, drv driver.Driver, cfgs []ipam.Config, global bool) (*netState, error) {
+	if drv.Capabilities().Addresses {
+		pools, err := c.choosePools(rec.ID, cfgs, rec.EnableIPv4, rec.EnableIPv6, global)
+		if err != nil {
+			return nil, err
+		}
+		rec.IPAM.Pools = pools
+	}
+	nw, err := newNetState(rec, drv)
+	if err != nil {
+		return nil, err
+	}
+	state, err := drv.Prepare(nw.dn, c.driverNetworks(drv))
+	if err != nil {
+		return nil, err
+	}
+	nw.setDriverState(state)
+	return nw, nil
+}
+
 // driverNetworks lists the existing networks of drv, for Prepare.
 func (c *Controller) driverNetworks(drv driver.Driver) []*driver.Network {
 	c.mu.RLock()
@@ -175,7 +223,7 @@ func (c *Controller) driverNetworks(drv driver.Driver) []*driver.Network {
 // checked against every other network, and a family without one gets the
 // first free subnet of the default pools. The chosen subnets stay pending
 // until releasePending.
-func (c *Controller) choosePools(id string, cfgs []ipam.Config, v4, v6 bool) ([]Pool, error) {
+func (c *Controller) choosePools(id string, cfgs []ipam.Config, v4, v6, global bool) ([]Pool, error) {
 	hostPrefixes, err := c.kernel.Prefixes()
 	if err != nil {
 		return nil, err
@@ -205,7 +253,7 @@ func (c *Controller) choosePools(id string, cfgs []ipam.Config, v4, v6 bool) ([]
 		has4, has6 = has4 || is4, has6 || !is4
 	}
 	auto := func(ipv6 bool) error {
-		subnet, err := c.nextSubnet(append(inUse, hostPrefixes...), ipv6)
+		subnet, err := c.nextSubnet(append(inUse, hostPrefixes...), ipv6, global)
 		if err != nil {
 			return err
 		}
@@ -270,6 +318,9 @@ func (c *Controller) DeleteNetwork(term string) error {
 	}
 	if IsPredefined(nw.rec.Name) {
 		return errPredefinedRemove(nw.rec.Name)
+	}
+	if nw.global {
+		return c.deleteGlobal(nw)
 	}
 	return c.deleteNetwork(nw)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/containerd/errdefs"
 
+	"github.com/berth-net/berth/cluster"
 	"github.com/berth-net/berth/driver"
 	"github.com/berth-net/berth/ipam"
 	"github.com/berth-net/berth/store"
@@ -44,12 +45,25 @@ func New(cfg Config) (*Controller, error) {
 		}
 		c.drivers[d.Name()] = d
 	}
-	if err := c.load(); err != nil {
+	var (
+		snap []cluster.KV
+		sub  *cluster.Subscription
+	)
+	if cfg.Cluster != nil {
+		if snap, sub, err = c.startGlobal(cfg.Cluster); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.load(snap); err != nil {
+		c.closeGlobal()
 		return nil, err
 	}
 	if err := c.ensurePredefined(); err != nil {
 		c.Close()
 		return nil, err
+	}
+	if c.global != nil {
+		c.restoreGlobal(snap, sub)
 	}
 	return c, nil
 }
@@ -78,8 +92,11 @@ func splitPools(pools []ipam.PoolSpec) (s4, s6 *ipam.Space, err error) {
 	return s4, s6, nil
 }
 
-func (c *Controller) nextSubnet(inUse []netip.Prefix, ipv6 bool) (netip.Prefix, error) {
+func (c *Controller) nextSubnet(inUse []netip.Prefix, ipv6, global bool) (netip.Prefix, error) {
 	space, family := c.space4, 4
+	if global && !ipv6 {
+		space = c.global.space
+	}
 	if ipv6 {
 		space, family = c.space6, 6
 	}
@@ -94,6 +111,7 @@ func (c *Controller) nextSubnet(inUse []netip.Prefix, ipv6 bool) (netip.Prefix, 
 // controller holds open. Kernel state stays: containers outlive the
 // daemon.
 func (c *Controller) Close() {
+	c.closeGlobal()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, sb := range c.sandboxes {
@@ -104,8 +122,9 @@ func (c *Controller) Close() {
 	}
 }
 
-// load rebuilds memory from the store and the kernel from memory.
-func (c *Controller) load() error {
+// load rebuilds memory from the store (and the global networks of the
+// cluster store's snapshot) and the kernel from memory.
+func (c *Controller) load(snap []cluster.KV) error {
 	var (
 		nets         []Network
 		sbs          []Sandbox
@@ -131,7 +150,8 @@ func (c *Controller) load() error {
 		return fmt.Errorf("load state: %w", err)
 	}
 
-	for _, rec := range nets {
+	globalNets, raw := globalNetworks(snap)
+	for _, rec := range append(nets, globalNets...) {
 		drv, ok := c.drivers[rec.Driver]
 		if !ok {
 			c.log.Error("network of an unknown driver left alone", "network", rec.Name, "driver", rec.Driver)
@@ -141,6 +161,7 @@ func (c *Controller) load() error {
 		if err != nil {
 			return fmt.Errorf("load network %s: %w", rec.Name, err)
 		}
+		nw.globalValue = raw[rec.ID]
 		c.networks[rec.ID] = nw
 		c.netNames[rec.Name] = rec.ID
 	}

@@ -415,6 +415,13 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (*epS
 		}
 		ep.rec.Ports = bindings
 	}
+	if nw.global {
+		if err := c.claimEndpoint(sb, ep, opts); err != nil {
+			c.ports.releaseBindings(ep.rec.Ports)
+			nw.unregister(ep, ep.claimed)
+			return nil, err
+		}
+	}
 	next := sb.rec
 	next.NextIf++
 	if wantsResolver(next.DNS, nw) {
@@ -441,6 +448,7 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (*epS
 		return store.PutJSON(tx, bucketSandboxes, next.ID, &next)
 	}); err != nil {
 		c.ports.releaseBindings(ep.rec.Ports)
+		c.releaseEndpoint(ep)
 		nw.unregister(ep, ep.claimed)
 		return nil, fmt.Errorf("record endpoint: %w", err)
 	}
@@ -492,6 +500,7 @@ func (c *Controller) forget(ep *epState) {
 	}); err != nil {
 		c.log.Error("remove endpoint record", "endpoint", ep.rec.ID, "err", err)
 	}
+	c.releaseEndpoint(ep)
 	ep.nw.unregister(ep, claimed)
 }
 
@@ -542,7 +551,9 @@ func (c *Controller) leave(sb *sbState, ep *epState, nsGoing, keepStatic bool, p
 		return fmt.Errorf("detach %s from %s: %w", sb.rec.Name, ep.nw.rec.Name, err)
 	}
 	var keep []netip.Addr
-	if keepStatic {
+	// A global network's addresses are the cluster's: none is kept for a
+	// sandbox that left.
+	if keepStatic && !ep.nw.global {
 		for _, a := range []netip.Addr{ep.rec.StaticIPv4, ep.rec.StaticIPv6} {
 			if a.IsValid() {
 				keep = append(keep, a)
@@ -564,6 +575,7 @@ func (c *Controller) leave(sb *sbState, ep *epState, nsGoing, keepStatic bool, p
 	}); err != nil {
 		return fmt.Errorf("detach %s from %s: %w", sb.rec.Name, ep.nw.rec.Name, err)
 	}
+	c.releaseEndpoint(ep)
 	ep.nw.unregister(ep, keep)
 	if len(ep.rec.Ports) > 0 {
 		c.ports.releaseBindings(ep.rec.Ports)
