@@ -46,6 +46,9 @@ func (d *Daemon) toInspect(n bnet.NetworkDetail) network.Inspect {
 			Name: ep.Name, EndpointID: ep.ID, MacAddress: mac, IPv4Address: ep.IPv4, IPv6Address: ep.IPv6,
 		}
 	}
+	for _, p := range n.Peers {
+		out.Peers = append(out.Peers, network.PeerInfo{Name: p.Name, IP: p.IP})
+	}
 	return out
 }
 

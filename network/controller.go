@@ -434,6 +434,15 @@ func (c *Controller) Networks() []Network {
 type NetworkDetail struct {
 	Network
 	Endpoints []Endpoint
+	// Peers are the hosts with endpoints on a global network, this one
+	// among them when it has some, sorted by address.
+	Peers []Peer
+}
+
+// Peer is a host of the cluster as a global network's inspect shows it.
+type Peer struct {
+	Name string
+	IP   netip.Addr
 }
 
 // InspectNetwork finds a network by ID, name or unique ID prefix and
@@ -447,6 +456,19 @@ func (c *Controller) InspectNetwork(term string) (NetworkDetail, error) {
 	nw.mu.Lock()
 	for _, ep := range nw.endpoints {
 		d.Endpoints = append(d.Endpoints, ep.rec)
+	}
+	if nw.global {
+		hosts := map[string]netip.Addr{}
+		if len(nw.endpoints) > 0 {
+			hosts[c.global.host] = c.global.vtep
+		}
+		for _, ge := range nw.remote {
+			hosts[ge.Host] = ge.VTEP
+		}
+		for name, ip := range hosts {
+			d.Peers = append(d.Peers, Peer{Name: name, IP: ip})
+		}
+		sort.Slice(d.Peers, func(i, j int) bool { return d.Peers[i].IP.Less(d.Peers[j].IP) })
 	}
 	nw.mu.Unlock()
 	sort.Slice(d.Endpoints, func(i, j int) bool { return d.Endpoints[i].Name < d.Endpoints[j].Name })

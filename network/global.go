@@ -683,20 +683,45 @@ func (c *Controller) releaseEndpoint(ep *epState) {
 	ep.globalKVs = nil
 }
 
-// releaseKVs deletes keys that hold what this host put there, at once if
-// all do, else one by one.
+// releaseKVs deletes keys that hold what this host put there.
 func (c *Controller) releaseKVs(kvs []cluster.KV) {
+	if err := c.tryRelease(kvs); err != nil {
+		// The store is unreachable: try again until it answers, or the
+		// records would outlive what they describe (the lease keeps them).
+		c.log.Warn("release records in the cluster store; trying again in the background", "key", kvs[0].Key, "err", err)
+		go c.retryRelease(kvs)
+	}
+}
+
+// tryRelease deletes kvs at once if all hold their values, else one by
+// one those that do.
+func (c *Controller) tryRelease(kvs []cluster.KV) error {
 	ctx := context.Background()
 	ok, err := c.global.store.ReleaseAll(ctx, kvs, "")
-	if err == nil && !ok {
-		for _, kv := range kvs {
-			if _, err = c.global.store.Release(ctx, kv.Key, kv.Value); err != nil {
-				break
-			}
+	if err != nil || ok {
+		return err
+	}
+	for _, kv := range kvs {
+		if _, err := c.global.store.Release(ctx, kv.Key, kv.Value); err != nil {
+			return err
 		}
 	}
-	if err != nil {
-		c.log.Error("release records in the cluster store", "key", kvs[0].Key, "err", err)
+	return nil
+}
+
+// retryRelease releases kvs once the cluster store answers again, backing
+// off from 1 s to 30 s, until the controller closes.
+func (c *Controller) retryRelease(kvs []cluster.KV) {
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		select {
+		case <-c.global.done:
+			return
+		case <-time.After(wait):
+		}
+		if c.tryRelease(kvs) == nil {
+			c.log.Info("released records in the cluster store", "key", kvs[0].Key)
+			return
+		}
 	}
 }
 
