@@ -49,19 +49,16 @@ type Driver struct {
 	// defaultBridge is the device of the predefined "bridge" network.
 	defaultBridge string
 
-	mu      sync.Mutex
-	indexes map[string]int         // network ID → bridge ifindex
-	ports   map[string]vethIndexes // endpoint ID → its pair
-}
+	bridges *Bridges
 
-// vethIndexes remembers a pair's interface indexes from Join to Leave, so
-// that Leave needs no lookups.
-type vethIndexes struct{ host, peer int }
+	mu      sync.Mutex
+	indexes map[string]int // network ID → bridge ifindex
+}
 
 // New returns the bridge driver; defaultBridge is the device of the
 // predefined "bridge" network (berthd's --bridge-name).
 func New(host *netdev.Host, reaper *reap.Reaper, defaultBridge string) *Driver {
-	return &Driver{host: host, reaper: reaper, defaultBridge: defaultBridge, indexes: map[string]int{}, ports: map[string]vethIndexes{}}
+	return &Driver{host: host, reaper: reaper, defaultBridge: defaultBridge, bridges: NewBridges(host, reaper), indexes: map[string]int{}}
 }
 
 func (d *Driver) Name() string { return "bridge" }
@@ -203,24 +200,12 @@ func (d *Driver) CreateNetwork(nw *driver.Network) error {
 	if err != nil {
 		return err
 	}
-	var addrs []netip.Prefix
-	for _, s := range append(append([]driver.Subnet(nil), nw.IPv4...), nw.IPv6...) {
-		if s.Gateway.IsValid() {
-			addrs = append(addrs, netip.PrefixFrom(s.Gateway, s.Prefix.Bits()))
-		}
-	}
-	if err := d.reaper.EnsureBridge(netdev.BridgeSpec{Name: st.Bridge, MTU: mtuOf(nw), Addrs: addrs, MAC: netdev.RandomMAC()}); err != nil {
-		return err
-	}
-	l, ok, err := d.host.Link(st.Bridge)
+	idx, err := d.bridges.Ensure(nw, st.Bridge, mtuOf(nw))
 	if err != nil {
 		return err
 	}
-	if !ok {
-		return fmt.Errorf("bridge %s vanished while it was set up", st.Bridge)
-	}
 	d.mu.Lock()
-	d.indexes[nw.ID] = l.Index
+	d.indexes[nw.ID] = idx
 	d.mu.Unlock()
 	return nil
 }
@@ -261,59 +246,19 @@ func (d *Driver) Join(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namesp
 	if err != nil {
 		return driver.JoinInfo{}, err
 	}
-	spec := netdev.VethSpec{HostName: ep.HostIfName, Master: master, MTU: mtuOf(nw), PeerName: ep.IfName, PeerMAC: ep.MAC, PeerNS: ns}
-	hostIdx, err := d.host.AddVeth(spec)
-	if err != nil {
-		return driver.JoinInfo{}, err
-	}
-	peerIdx, err := ns.Configure(netdev.Interface{Name: ep.IfName, Addrs: ep.Addrs()})
-	if err != nil {
-		d.host.DeleteIndex(hostIdx)
-		return driver.JoinInfo{}, err
-	}
-	d.mu.Lock()
-	d.ports[ep.ID] = vethIndexes{host: hostIdx, peer: peerIdx}
-	d.mu.Unlock()
-	info := driver.Gateways(nw, ep)
-	info.Index = peerIdx
-	return info, nil
+	return d.bridges.Join(master, mtuOf(nw), nw, ep, ns)
 }
 
-// Leave sets the inside end down — from then on the pair carries nothing —
-// and hands the host end to the reaper.
 func (d *Driver) Leave(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) error {
-	d.mu.Lock()
-	idx := d.ports[ep.ID]
-	delete(d.ports, ep.ID)
-	d.mu.Unlock()
-	if ns != nil {
-		if err := ns.TakeDown(ep.IfName, idx.peer, ep.Addrs()); err != nil {
-			return err
-		}
-	} else if err := d.host.TakeDown(ep.HostIfName, idx.host, nil); err != nil {
-		// Without the namespace the host end must stop the traffic.
-		return err
-	}
-	return d.reaper.RetireVeth(ep.HostIfName, idx.host)
+	return d.bridges.Leave(ep, ns)
 }
 
 func (d *Driver) Restore(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) (driver.JoinInfo, bool, error) {
-	info := driver.Gateways(nw, ep)
 	master, err := d.bridgeIndex(nw)
 	if err != nil {
-		return info, false, err
+		return driver.Gateways(nw, ep), false, err
 	}
-	l, ok, err := d.host.Link(ep.HostIfName)
-	if err != nil || !ok {
-		return info, false, err
-	}
-	if l.Group != d.host.Owned || l.Master != master || !l.Up {
-		return info, false, nil
-	}
-	// A crash between creating the pair and configuring its inside leaves
-	// a pair that looks fine from the host.
-	ok, err = ns.HasInterface(netdev.Interface{Name: ep.IfName, Addrs: ep.Addrs()})
-	return info, ok, err
+	return d.bridges.Restore(master, nw, ep, ns)
 }
 
 func (d *Driver) Devices(nw *driver.Network) []string {
@@ -322,4 +267,109 @@ func (d *Driver) Devices(nw *driver.Network) []string {
 		return nil
 	}
 	return []string{st.Bridge}
+}
+
+// Bridges are networks' bridges of berth's with the gateway addresses, and
+// endpoints' veth pairs from them into their sandboxes: the bridge
+// driver's, and those of any driver whose networks are such a bridge
+// (overlay).
+type Bridges struct {
+	host   *netdev.Host
+	reaper *reap.Reaper
+
+	mu    sync.Mutex
+	pairs map[string]vethIndexes // endpoint ID → its pair
+}
+
+// vethIndexes remembers a pair's interface indexes from Join to Leave, so
+// that Leave needs no lookups.
+type vethIndexes struct{ host, peer int }
+
+// NewBridges returns the bridges of host.
+func NewBridges(host *netdev.Host, reaper *reap.Reaper) *Bridges {
+	return &Bridges{host: host, reaper: reaper, pairs: map[string]vethIndexes{}}
+}
+
+// Ensure makes the network's bridge exist, up, with its gateway addresses
+// (and, when it makes the bridge, the MTU), and returns its index.
+func (b *Bridges) Ensure(nw *driver.Network, name string, mtu int) (int, error) {
+	if err := b.reaper.EnsureBridge(netdev.BridgeSpec{Name: name, MTU: mtu, Addrs: gatewayAddrs(nw), MAC: netdev.RandomMAC()}); err != nil {
+		return 0, err
+	}
+	l, ok, err := b.host.Link(name)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, fmt.Errorf("bridge %s vanished while it was set up", name)
+	}
+	return l.Index, nil
+}
+
+// gatewayAddrs are the addresses a network's bridge carries: each subnet's
+// gateway with the subnet's length.
+func gatewayAddrs(nw *driver.Network) []netip.Prefix {
+	var addrs []netip.Prefix
+	for _, s := range append(append([]driver.Subnet(nil), nw.IPv4...), nw.IPv6...) {
+		if s.Gateway.IsValid() {
+			addrs = append(addrs, netip.PrefixFrom(s.Gateway, s.Prefix.Bits()))
+		}
+	}
+	return addrs
+}
+
+// Join plugs ep's veth pair into the bridge with index master, with the
+// given MTU; the sandbox routes through the gateways of nw's subnets.
+func (b *Bridges) Join(master, mtu int, nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) (driver.JoinInfo, error) {
+	spec := netdev.VethSpec{HostName: ep.HostIfName, Master: master, MTU: mtu, PeerName: ep.IfName, PeerMAC: ep.MAC, PeerNS: ns}
+	hostIdx, err := b.host.AddVeth(spec)
+	if err != nil {
+		return driver.JoinInfo{}, err
+	}
+	peerIdx, err := ns.Configure(netdev.Interface{Name: ep.IfName, Addrs: ep.Addrs()})
+	if err != nil {
+		b.host.DeleteIndex(hostIdx)
+		return driver.JoinInfo{}, err
+	}
+	b.mu.Lock()
+	b.pairs[ep.ID] = vethIndexes{host: hostIdx, peer: peerIdx}
+	b.mu.Unlock()
+	info := driver.Gateways(nw, ep)
+	info.Index = peerIdx
+	return info, nil
+}
+
+// Leave sets the inside end down — from then on the pair carries nothing —
+// and hands the host end to the reaper.
+func (b *Bridges) Leave(ep *driver.Endpoint, ns *netdev.Namespace) error {
+	b.mu.Lock()
+	idx := b.pairs[ep.ID]
+	delete(b.pairs, ep.ID)
+	b.mu.Unlock()
+	if ns != nil {
+		if err := ns.TakeDown(ep.IfName, idx.peer, ep.Addrs()); err != nil {
+			return err
+		}
+	} else if err := b.host.TakeDown(ep.HostIfName, idx.host, nil); err != nil {
+		// Without the namespace the host end must stop the traffic.
+		return err
+	}
+	return b.reaper.RetireVeth(ep.HostIfName, idx.host)
+}
+
+// Restore tells whether ep's pair is intact: its host end owned, up and on
+// the bridge with index master, its inside end up with its addresses.
+func (b *Bridges) Restore(master int, nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) (driver.JoinInfo, bool, error) {
+	info := driver.Gateways(nw, ep)
+	l, ok, err := b.host.Link(ep.HostIfName)
+	if err != nil || !ok {
+		return info, false, err
+	}
+	if l.Group != b.host.Owned || l.Master != master || !l.Up {
+		return info, false, nil
+	}
+	// A crash between creating the pair and configuring its inside leaves
+	// a pair that looks fine from the host.
+	ok, err = ns.HasInterface(netdev.Interface{Name: ep.IfName, Addrs: ep.Addrs()})
+	return info, ok, err
 }
