@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -182,6 +183,58 @@ func (l *Links) DeleteRemoteMAC(dev int, mac net.HardwareAddr, remote netip.Addr
 	return nil
 }
 
+// RemoteMAC is a forwarding entry of a VXLAN device: frames to MAC go to
+// Remote.
+type RemoteMAC struct {
+	MAC    net.HardwareAddr
+	Remote netip.Addr
+}
+
+// RemoteMACs lists the entries SetRemoteMAC makes on the VXLAN device dev:
+// its own permanent ones with a remote, less the flood entries. The
+// bridge's entries of the port, and any the device learnt, are not listed.
+func (l *Links) RemoteMACs(dev int) ([]RemoteMAC, error) {
+	all, err := l.remotes(dev)
+	var out []RemoteMAC
+	for _, r := range all {
+		if !slices.Equal(r.MAC, floodMAC) {
+			out = append(out, r)
+		}
+	}
+	return out, err
+}
+
+// FloodRemotes lists the remotes AddFloodRemote gave the VXLAN device dev.
+func (l *Links) FloodRemotes(dev int) ([]netip.Addr, error) {
+	all, err := l.remotes(dev)
+	var out []netip.Addr
+	for _, r := range all {
+		if slices.Equal(r.MAC, floodMAC) {
+			out = append(out, r.Remote)
+		}
+	}
+	return out, err
+}
+
+// remotes lists the device's own permanent forwarding entries with a
+// remote, one per remote of an entry.
+func (l *Links) remotes(dev int) ([]RemoteMAC, error) {
+	list, err := retryDump(func() ([]netlink.Neigh, error) { return l.h.NeighList(dev, syscall.AF_BRIDGE) })
+	if err != nil {
+		return nil, fmt.Errorf("list forwarding entries of device %d in %s: %w", dev, l.where, err)
+	}
+	var out []RemoteMAC
+	for _, n := range list {
+		if n.Flags&netlink.NTF_SELF == 0 || n.State&netlink.NUD_PERMANENT == 0 {
+			continue
+		}
+		if remote, ok := netip.AddrFromSlice(n.IP); ok {
+			out = append(out, RemoteMAC{MAC: n.HardwareAddr, Remote: remote.Unmap()})
+		}
+	}
+	return out, nil
+}
+
 // AddFloodRemote makes the VXLAN device dev send remote a copy of every
 // broadcast, multicast and unknown unicast frame. Adding it again changes
 // nothing.
@@ -218,4 +271,31 @@ func (l *Links) DeleteNeighbour(dev int, ip netip.Addr) error {
 		return fmt.Errorf("forget neighbour %s: %w", ip, err)
 	}
 	return nil
+}
+
+// Neighbour is a neighbour entry: Addr is at MAC.
+type Neighbour struct {
+	Addr netip.Addr
+	MAC  net.HardwareAddr
+}
+
+// Neighbours lists the permanent neighbour entries of device dev, IPv4
+// and IPv6: those SetNeighbour makes, not those the kernel resolved.
+func (l *Links) Neighbours(dev int) ([]Neighbour, error) {
+	var out []Neighbour
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		list, err := retryDump(func() ([]netlink.Neigh, error) { return l.h.NeighList(dev, family) })
+		if err != nil {
+			return nil, fmt.Errorf("list neighbours of device %d in %s: %w", dev, l.where, err)
+		}
+		for _, n := range list {
+			if n.State != netlink.NUD_PERMANENT {
+				continue
+			}
+			if addr, ok := netip.AddrFromSlice(n.IP); ok {
+				out = append(out, Neighbour{Addr: addr.Unmap(), MAC: n.HardwareAddr})
+			}
+		}
+	}
+	return out, nil
 }

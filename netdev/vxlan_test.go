@@ -202,3 +202,93 @@ func TestVxlanEntriesAreSetOnceAndDeletedOneByOne(t *testing.T) {
 		t.Errorf("after the deletes: %v, %v", fdb, neigh)
 	}
 }
+
+// The list verbs report what the set verbs made and nothing else of the
+// device: not the bridge's entries of the port, not entries the kernel
+// learnt or resolved.
+func TestVxlanEntriesAreListedAsTheSetVerbsMadeThem(t *testing.T) {
+	h := newTestHost(t)
+	h.underlay(t, netip.MustParsePrefix("192.168.88.1/24"), 1500)
+	br := h.bridge(t, "br-ov", 1450)
+	vx, err := h.EnsureVxlan(netdev.VxlanSpec{Name: "vx-test", VNI: 42, Local: netip.MustParseAddr("192.168.88.1"), MTU: 1450, Master: br.Index})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac, _ := net.ParseMAC("02:42:0a:00:00:05")
+	b, c := netip.MustParseAddr("192.168.88.2"), netip.MustParseAddr("192.168.88.3")
+	v4, v6 := netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("fd00::5")
+	for _, err := range []error{
+		h.SetRemoteMAC(vx, mac, b), h.AddFloodRemote(vx, b), h.AddFloodRemote(vx, c),
+		h.SetNeighbour(vx, v4, mac), h.SetNeighbour(vx, v6, mac),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Entries berth does not make: one as if learnt from a remote, one on
+	// the bridge for the port, and a neighbour the kernel resolved.
+	learnt, _ := net.ParseMAC("02:42:0a:00:00:06")
+	others := []*netlink.Neigh{
+		{LinkIndex: vx, Family: syscall.AF_BRIDGE, State: netlink.NUD_REACHABLE, Flags: netlink.NTF_SELF, HardwareAddr: learnt, IP: net.ParseIP("192.168.88.4")},
+		{LinkIndex: vx, Family: syscall.AF_BRIDGE, State: netlink.NUD_PERMANENT, Flags: netlink.NTF_MASTER, HardwareAddr: learnt},
+		{LinkIndex: vx, State: netlink.NUD_STALE, IP: net.ParseIP("10.0.0.6"), HardwareAddr: learnt},
+	}
+	for _, n := range others {
+		if err := h.ns.Netlink.NeighAdd(n); err != nil {
+			t.Fatalf("add %+v: %v", n, err)
+		}
+	}
+
+	macs, err := h.RemoteMACs(vx)
+	if err != nil || len(macs) != 1 || macs[0].MAC.String() != mac.String() || macs[0].Remote != b {
+		t.Errorf("remote MACs %+v, %v: %s at %s alone", macs, err, mac, b)
+	}
+	flood, err := h.FloodRemotes(vx)
+	slices.SortFunc(flood, netip.Addr.Compare)
+	if err != nil || !slices.Equal(flood, []netip.Addr{b, c}) {
+		t.Errorf("flood remotes %v, %v: %s and %s", flood, err, b, c)
+	}
+	neigh, err := h.Neighbours(vx)
+	var got []string
+	for _, n := range neigh {
+		got = append(got, n.Addr.String()+">"+n.MAC.String())
+	}
+	slices.Sort(got)
+	if err != nil || !slices.Equal(got, []string{"10.0.0.5>02:42:0a:00:00:05", "fd00::5>02:42:0a:00:00:05"}) {
+		t.Errorf("neighbours %v, %v", got, err)
+	}
+	// The entries berth does not make are there, so leaving them out of the
+	// lists was the lists' doing.
+	fdb, all := h.vxlanEntries(t, vx)
+	if !slices.Contains(fdb, "02:42:0a:00:00:06>192.168.88.4") {
+		t.Errorf("the learnt-like entry is missing: %v", fdb)
+	}
+	list, err := h.ns.Netlink.NeighList(vx, syscall.AF_BRIDGE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(list, func(n netlink.Neigh) bool {
+		return n.MasterIndex == br.Index && n.HardwareAddr.String() == learnt.String()
+	}) {
+		t.Errorf("the bridge's entry for the port is missing: %+v", list)
+	}
+	if !slices.Contains(all, "10.0.0.6>02:42:0a:00:00:06") {
+		t.Errorf("the resolved neighbour is missing: %v", all)
+	}
+
+	// Emptied, the lists are empty.
+	for _, err := range []error{
+		h.DeleteRemoteMAC(vx, mac, b), h.DeleteFloodRemote(vx, b), h.DeleteFloodRemote(vx, c),
+		h.DeleteNeighbour(vx, v4), h.DeleteNeighbour(vx, v6),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	macs, err1 := h.RemoteMACs(vx)
+	flood, err2 := h.FloodRemotes(vx)
+	neigh, err3 := h.Neighbours(vx)
+	if len(macs)+len(flood)+len(neigh) != 0 || errors.Join(err1, err2, err3) != nil {
+		t.Errorf("after the deletes: %+v, %v, %+v, %v", macs, flood, neigh, errors.Join(err1, err2, err3))
+	}
+}

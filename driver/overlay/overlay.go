@@ -48,6 +48,10 @@ type State struct {
 	Vxlan  string
 }
 
+// The controller finds the driver's peer methods by a type assertion, which
+// would fail silently were one missing.
+var _ driver.Peers = (*Driver)(nil)
+
 // Driver is the overlay driver of one host.
 type Driver struct {
 	host   *netdev.Host
@@ -367,6 +371,10 @@ func (d *Driver) AddPeer(nw *driver.Network, p driver.Peer) error {
 	n := d.entry(nw.ID)
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return d.add(nw, n, p)
+}
+
+func (d *Driver) add(nw *driver.Network, n *network, p driver.Peer) error {
 	if old, ok := n.peers[p.EndpointID]; ok && !samePeer(old, p) {
 		if err := d.forget(n, old); err != nil {
 			return err
@@ -380,6 +388,87 @@ func (d *Driver) AddPeer(nw *driver.Network, p driver.Peer) error {
 		return d.create(nw, n)
 	}
 	return d.program(n, p)
+}
+
+// SetPeers makes peers the network's only peers. Those the driver knows
+// and peers lacks go as RemovePeer takes them; then every entry of the
+// VXLAN device that is none of peers' goes too, for an earlier berthd may
+// have made entries for peers that left while it was away, which this one
+// never heard of.
+func (d *Driver) SetPeers(nw *driver.Network, peers []driver.Peer) error {
+	n := d.entry(nw.ID)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	keep := map[string]driver.Peer{}
+	for _, p := range peers {
+		keep[p.EndpointID] = p
+	}
+	for id, old := range n.peers {
+		if p, ok := keep[id]; !ok || !samePeer(old, p) {
+			if err := d.forget(n, old); err != nil {
+				return err
+			}
+		}
+	}
+	if !n.created {
+		// The entries to remove are on the devices.
+		if err := d.create(nw, n); err != nil {
+			return err
+		}
+	}
+	for _, p := range peers {
+		if err := d.add(nw, n, p); err != nil {
+			return err
+		}
+	}
+	return d.sweep(n)
+}
+
+// sweep deletes the VXLAN device's entries of the kinds program makes that
+// are of no peer the network has: a MAC forwarded to a host no peer with
+// that MAC is on, an address no peer has, a host with no peer flooded to.
+func (d *Driver) sweep(n *network) error {
+	macs, err := d.host.RemoteMACs(n.vxlan)
+	if err != nil {
+		return err
+	}
+	flood, err := d.host.FloodRemotes(n.vxlan)
+	if err != nil {
+		return err
+	}
+	neighbours, err := d.host.Neighbours(n.vxlan)
+	if err != nil {
+		return err
+	}
+	type remoteMAC struct {
+		mac  string
+		host netip.Addr
+	}
+	ours := map[remoteMAC]bool{}
+	addrs := map[netip.Addr]bool{}
+	for _, p := range n.peers {
+		ours[remoteMAC{p.MAC.String(), p.Host}] = true
+		for _, a := range peerAddrs(p) {
+			addrs[a] = true
+		}
+	}
+	var errs []error
+	for _, e := range macs {
+		if !ours[remoteMAC{e.MAC.String(), e.Remote}] {
+			errs = append(errs, d.host.DeleteRemoteMAC(n.vxlan, e.MAC, e.Remote))
+		}
+	}
+	for _, e := range neighbours {
+		if !addrs[e.Addr] {
+			errs = append(errs, d.host.DeleteNeighbour(n.vxlan, e.Addr))
+		}
+	}
+	for _, host := range flood {
+		if n.hosts[host] == 0 {
+			errs = append(errs, d.host.DeleteFloodRemote(n.vxlan, host))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func samePeer(a, b driver.Peer) bool {

@@ -615,3 +615,200 @@ func TestAVXLANIDAnotherDeviceHoldsIsReportedByName(t *testing.T) {
 		t.Errorf("without an underlay address: %v", err)
 	}
 }
+
+// farPeer is an endpoint of a host that takes no part in the test,
+// 192.168.77.9: host1 only holds entries for it.
+func farPeer() driver.Peer {
+	return driver.Peer{EndpointID: "far", Host: netip.MustParseAddr("192.168.77.9"), MAC: netdev.MACFromIPv4(netip.MustParseAddr("10.10.0.9")),
+		IPv4: netip.MustParsePrefix("10.10.0.9/24"), IPv6: netip.MustParsePrefix("fd00:77::9/64")}
+}
+
+// peersEntries are the entries a VXLAN device holds for exactly the given
+// peers.
+func peersEntries(peers ...driver.Peer) entries {
+	e := entries{macs: map[string]string{}, neighbours: map[string]string{}}
+	for _, p := range peers {
+		e.macs[p.MAC.String()] = p.Host.String()
+		for _, a := range []netip.Prefix{p.IPv4, p.IPv6} {
+			if a.IsValid() {
+				e.neighbours[a.Addr().String()] = p.MAC.String()
+			}
+		}
+		if !slices.Contains(e.flood, p.Host.String()) {
+			e.flood = append(e.flood, p.Host.String())
+		}
+	}
+	slices.Sort(e.flood)
+	return e
+}
+
+func (e entries) equal(o entries) bool {
+	return maps.Equal(e.macs, o.macs) && maps.Equal(e.neighbours, o.neighbours) && slices.Equal(e.flood, o.flood)
+}
+
+// bridgeEntries are the bridge's permanent forwarding entries of its port
+// dev (the port's own MAC), which are the kernel's, not a peer's.
+func (h *testHost) bridgeEntries(t *testing.T, dev string) []string {
+	t.Helper()
+	list, err := h.ns.Netlink.NeighList(h.link(t, dev).Attrs().Index, syscall.AF_BRIDGE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, n := range list {
+		if n.IP == nil && n.State&netlink.NUD_PERMANENT != 0 {
+			out = append(out, fmt.Sprintf("%s vlan %d", n.HardwareAddr, n.Vlan))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// remembered are the entries the driver makes again for the peers it
+// remembers, when it makes a lost VXLAN device again.
+func (h *testHost) remembered(t *testing.T, nw *driver.Network) entries {
+	t.Helper()
+	vx := stateOf(t, nw).Vxlan
+	if err := h.host.Delete(vx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.drv.CreateNetwork(nw); err != nil {
+		t.Fatal(err)
+	}
+	return h.entries(t, vx)
+}
+
+// berthd restarts and finds, when it has the cluster's state, that one of
+// the two peers it had programmed left while it was away: that peer's
+// entries go, the other's stay and carry traffic.
+func TestSetPeersAfterARestartRemovesThePeersThatLeft(t *testing.T) {
+	hosts, nw, c1, c2 := containersOnTwoHosts(t)
+	h1 := hosts[0]
+	vx := stateOf(t, nw).Vxlan
+	p1, p2 := c2.peer(), farPeer()
+	if err := h1.drv.AddPeer(nw, p2); err != nil {
+		t.Fatal(err)
+	}
+	if e := h1.entries(t, vx); !e.equal(peersEntries(p1, p2)) {
+		t.Fatalf("before the restart: %+v, want both peers' %+v", e, peersEntries(p1, p2))
+	}
+	bridged := h1.bridgeEntries(t, vx)
+	if len(bridged) == 0 {
+		t.Fatal("the bridge holds no entry of its VXLAN port")
+	}
+	index := h1.link(t, vx).Attrs().Index
+
+	// A new driver, which has not made the network: it works on the
+	// devices the old one left.
+	h1.drv = overlay.New(h1.host, h1.reaper, h1.addr)
+	for range 2 {
+		if err := h1.drv.SetPeers(nw, []driver.Peer{p1}); err != nil {
+			t.Fatal(err)
+		}
+		if e := h1.entries(t, vx); !e.equal(peersEntries(p1)) {
+			t.Errorf("after SetPeers(P1): %+v, want P1's alone %+v", e, peersEntries(p1))
+		}
+	}
+	if got := h1.link(t, vx).Attrs().Index; got != index {
+		t.Errorf("the VXLAN device was made again (%d, was %d)", got, index)
+	}
+	if got := h1.bridgeEntries(t, vx); !slices.Equal(got, bridged) {
+		t.Errorf("the bridge's entries of the port %v, were %v", got, bridged)
+	}
+	serve(t, c2.ns, ":7000", "c2")
+	wantAnswer(t, c1, "10.10.0.3:7000", "c2")
+	wantAnswer(t, c1, "[fd00:77::3]:7000", "c2")
+
+	// The driver remembers P1 alone: a lost device made again gets P1's
+	// entries back and nothing of P2's.
+	if e := h1.remembered(t, nw); !e.equal(peersEntries(p1)) {
+		t.Errorf("the driver remembers %+v, want P1 alone", e)
+	}
+	if err := h1.drv.RemovePeer(nw, p1); err != nil {
+		t.Fatal(err)
+	}
+	if e := h1.entries(t, vx); !e.equal(peersEntries()) {
+		t.Errorf("after P1 went: %+v, want none", e)
+	}
+}
+
+// SetPeers(nil) removes every peer's entries, those the driver remembers
+// and those it never heard of, and no entry it did not make; SetPeers
+// adds peers as AddPeer does.
+func TestSetPeersOfNoneEmptiesTheOverlayAndSetPeersAddsThemBack(t *testing.T) {
+	hosts, nw, c1, c2 := containersOnTwoHosts(t)
+	h1 := hosts[0]
+	vx := stateOf(t, nw).Vxlan
+	p1, p2 := c2.peer(), farPeer()
+	// p2 from a driver that is gone, p1 from the current one.
+	if err := h1.drv.AddPeer(nw, p2); err != nil {
+		t.Fatal(err)
+	}
+	h1.drv = overlay.New(h1.host, h1.reaper, h1.addr)
+	if err := h1.drv.CreateNetwork(nw); err != nil {
+		t.Fatal(err)
+	}
+	if err := h1.drv.AddPeer(nw, p1); err != nil {
+		t.Fatal(err)
+	}
+	if e := h1.entries(t, vx); !e.equal(peersEntries(p1, p2)) {
+		t.Fatalf("before: %+v, want both peers' %+v", e, peersEntries(p1, p2))
+	}
+	// Entries no peer made: as if learnt, and a neighbour resolved.
+	idx := h1.link(t, vx).Attrs().Index
+	learnt := netdev.RandomMAC()
+	foreign := []*netlink.Neigh{
+		{LinkIndex: idx, Family: syscall.AF_BRIDGE, State: netlink.NUD_REACHABLE, Flags: netlink.NTF_SELF, HardwareAddr: learnt, IP: net.ParseIP("192.168.77.8")},
+		{LinkIndex: idx, State: netlink.NUD_STALE, IP: net.ParseIP("10.10.0.8"), HardwareAddr: learnt},
+	}
+	for _, n := range foreign {
+		if err := h1.ns.Netlink.NeighAdd(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bridged := h1.bridgeEntries(t, vx)
+
+	for range 2 {
+		if err := h1.drv.SetPeers(nw, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range foreign {
+		family := n.Family
+		if family == 0 {
+			family = netlink.FAMILY_V4
+		}
+		list, err := h1.ns.Netlink.NeighList(idx, family)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(list, func(o netlink.Neigh) bool { return o.IP.Equal(n.IP) && o.State == n.State }) {
+			t.Errorf("the entry %s of %s no peer made was removed", n.IP, learnt)
+		}
+		if err := h1.ns.Netlink.NeighDel(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := h1.bridgeEntries(t, vx); !slices.Equal(got, bridged) {
+		t.Errorf("the bridge's entries of the port %v, were %v", got, bridged)
+	}
+	if e := h1.entries(t, vx); !e.equal(peersEntries()) {
+		t.Errorf("after SetPeers(nil): %+v, want none", e)
+	}
+	if got, err := ask(c1.ns, "10.10.0.3:7000", time.Second); err == nil {
+		t.Errorf("c1 reached c2 with no peer set: %q", got)
+	}
+	if e := h1.remembered(t, nw); !e.equal(peersEntries()) {
+		t.Errorf("the driver remembers %+v, want no peer", e)
+	}
+
+	// Set again, c2 is programmed and reachable.
+	if err := h1.drv.SetPeers(nw, []driver.Peer{p1}); err != nil {
+		t.Fatal(err)
+	}
+	if e := h1.entries(t, vx); !e.equal(peersEntries(p1)) {
+		t.Errorf("after SetPeers(P1): %+v, want P1's %+v", e, peersEntries(p1))
+	}
+	serve(t, c2.ns, ":7000", "c2")
+	wantAnswer(t, c1, "10.10.0.3:7000", "c2")
+}
