@@ -1,21 +1,30 @@
 package daemon
 
 import (
+	"net/netip"
+
 	"github.com/berth-net/berth/driver"
 	"github.com/berth-net/berth/driver/bridge"
 	"github.com/berth-net/berth/driver/host"
 	"github.com/berth-net/berth/driver/macvlan"
 	"github.com/berth-net/berth/driver/null"
+	"github.com/berth-net/berth/driver/overlay"
 )
 
 // drivers are the network drivers berthd offers: the one place that names
 // them. The controller knows each only through the driver contract.
 func (d *Daemon) drivers() []driver.Driver {
+	var advertise netip.Addr
+	if d.cluster != nil {
+		advertise = d.cluster.Advertise()
+	}
 	return []driver.Driver{
 		bridge.New(d.host, d.reaper, d.cfg.BridgeName),
 		host.New(),
 		null.New(),
 		macvlan.New(d.host, d.reaper),
 		macvlan.NewIPVlan(d.host, d.reaper),
+		// Refused without a cluster store, by the controller.
+		overlay.New(d.host, d.reaper, advertise),
 	}
 }

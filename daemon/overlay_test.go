@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -833,4 +834,55 @@ func TestOverlayOnAnExternalEtcdSurvivesAnEtcdOutage(t *testing.T) {
 	if err := gone(h1, "while-down"); err != nil {
 		t.Errorf("the create refused while etcd was down: %v", err)
 	}
+}
+
+// The stock docker CLI on two hosts: create on one, list, run and reach by
+// name across hosts, a published port on the container's host, inspect's
+// peers, removal refused while in use and taken on the other host.
+func TestStockDockerCLIDrivesOverlayNetworksAcrossHosts(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat(dockerCLI); err != nil {
+		t.Skipf("the stock Docker CLI is not at %s: %v", dockerCLI, err)
+	}
+	c := overlayCluster(t, 2)
+	h1, h2 := c.Hosts[0], c.Hosts[1]
+	dockerOK(t, h1.Daemon, "network", "create", "-d", "overlay", "--subnet", "10.50.0.0/24", "app")
+	onEveryHost(t, c, 2*time.Second, func(_ int, d *nettest.Daemon) error { return listedAs(d, "app", "") })
+	if got := strings.TrimSpace(dockerOK(t, h2.Daemon, "network", "ls", "--filter", "name=app", "--format", "{{.Name}} {{.Driver}} {{.Scope}}")); got != "app overlay swarm" {
+		t.Errorf("docker network ls on host 2: %q", got)
+	}
+	dockerOK(t, h1.Daemon, "run", "-d", "--network", "app", "--name", "web", "-p", "8080:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
+	hostname := strings.TrimSpace(dockerOK(t, h1.Daemon, "inspect", "-f", "{{.Config.Hostname}}", "web"))
+	if got := strings.TrimSpace(dockerOK(t, h2.Daemon, "run", "--rm", "--network", "app", "busybox", "wget", "-qO-", "http://web/hostname")); got != hostname {
+		t.Errorf("web's /hostname from a container on host 2: %q, want %q", got, hostname)
+	}
+	// The published port answers on web's host, from outside the cluster.
+	outside := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return c.Underlay.Namespace.Dial(ctx, network, addr)
+		},
+	}}
+	resp, err := outside.Get("http://" + netip.AddrPortFrom(h1.Addr, 8080).String() + "/hostname")
+	if err != nil {
+		t.Fatalf("published port of web on host 1: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.TrimSpace(string(body)) != hostname {
+		t.Errorf("published port of web answered %q", body)
+	}
+	if got := dockerOK(t, h2.Daemon, "network", "inspect", "-f", "{{range .Peers}}{{.IP}} {{end}}", "app"); !strings.Contains(got, h1.Addr.String()) {
+		t.Errorf("peers of app on host 2: %q, want host 1 (%s) among them", got, h1.Addr)
+	}
+	if _, stderr, code := docker(t, h2.Daemon, "network", "rm", "app"); code == 0 || !strings.Contains(stderr, "active endpoints") {
+		t.Errorf("network rm on host 2 while web runs on host 1: exit %d: %s", code, stderr)
+	}
+	dockerOK(t, h1.Daemon, "rm", "-f", "web")
+	waitFor(t, 2*time.Second, func() error {
+		if _, stderr, code := docker(t, h2.Daemon, "network", "rm", "app"); code != 0 {
+			return fmt.Errorf("network rm on host 2: %s", stderr)
+		}
+		return nil
+	})
+	onEveryHost(t, c, 2*time.Second, func(_ int, d *nettest.Daemon) error { return gone(d, "app") })
 }

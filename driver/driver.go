@@ -197,6 +197,11 @@ type Peer struct {
 type Peers interface {
 	AddPeer(nw *Network, p Peer) error
 	RemovePeer(nw *Network, p Peer) error
+	// SetPeers makes peers all the network's peers: whatever the kernel
+	// holds for any other (a peer that left while the daemon was away)
+	// goes. The controller calls it once it has the cluster's state, at
+	// start and when it had to take that state afresh.
+	SetPeers(nw *Network, peers []Peer) error
 }
 
 // Driver is a network driver: built in, or a plugin's adapter. The

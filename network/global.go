@@ -55,8 +55,10 @@ const scopeSwarm = "swarm"
 var globalPool = ipam.PoolSpec{Base: netip.MustParsePrefix("10.0.0.0/8"), Size: 24}
 
 // claimAttempts bounds how often a create or a join tries again after
-// another host took what it chose.
-const claimAttempts = 8
+// another host took what it chose. Every round of a race has a winner, so
+// this many creates (or joins) racing for the same lowest free subnet (or
+// address) all get through.
+const claimAttempts = 32
 
 // clusterWait bounds how long a request waits for the cache to show what
 // another host took.
@@ -202,7 +204,37 @@ func (c *Controller) restoreGlobal(snap []cluster.KV, sub *cluster.Subscription)
 		}
 	}
 	c.applyChanges(snapshotChanges(snap))
+	c.settlePeers()
 	go c.follow(sub)
+}
+
+// settlePeers tells each global network's driver its whole set of peers,
+// so that what the kernel kept of peers that left while this host did not
+// follow the store goes.
+func (c *Controller) settlePeers() {
+	c.mu.RLock()
+	var nets []*netState
+	for _, nw := range c.networks {
+		if nw.global {
+			nets = append(nets, nw)
+		}
+	}
+	c.mu.RUnlock()
+	for _, nw := range nets {
+		pd, ok := nw.drv.(driver.Peers)
+		if !ok {
+			continue
+		}
+		nw.mu.Lock()
+		peers := make([]driver.Peer, 0, len(nw.remote))
+		for _, ge := range nw.remote {
+			peers = append(peers, ge.peer())
+		}
+		nw.mu.Unlock()
+		if err := pd.SetPeers(nw.dn, peers); err != nil {
+			c.log.Warn("settle another host's endpoints", "network", nw.rec.Name, "err", err)
+		}
+	}
 }
 
 func snapshotChanges(snap []cluster.KV) []cluster.Change {
@@ -294,6 +326,7 @@ func (c *Controller) resync(snap []cluster.KV) {
 	}
 	c.mu.RUnlock()
 	c.applyChanges(append(gone, snapshotChanges(snap)...))
+	c.settlePeers()
 }
 
 // applyChanges brings memory, the kernel and the resolver to what the

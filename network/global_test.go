@@ -26,7 +26,7 @@ import (
 type fakeOverlay struct {
 	*fakeDriver
 	pmu   sync.Mutex
-	peers map[string]driver.Peer // endpoint ID
+	peers map[string]map[string]driver.Peer // network ID → endpoint ID
 }
 
 func newFakeOverlay() *fakeOverlay {
@@ -37,7 +37,7 @@ func newFakeOverlay() *fakeOverlay {
 			Claims:   []string{fmt.Sprintf("vni/%d", vniOf(nw))},
 		}
 	}
-	return &fakeOverlay{fakeDriver: d, peers: map[string]driver.Peer{}}
+	return &fakeOverlay{fakeDriver: d, peers: map[string]map[string]driver.Peer{}}
 }
 
 func vniOf(nw *driver.Network) int {
@@ -58,25 +58,43 @@ func (o *fakeOverlay) Prepare(nw *driver.Network, existing []*driver.Network) (j
 	return json.Marshal(map[string]int{"VNI": vni})
 }
 
-func (o *fakeOverlay) AddPeer(_ *driver.Network, p driver.Peer) error {
+func (o *fakeOverlay) AddPeer(nw *driver.Network, p driver.Peer) error {
 	o.pmu.Lock()
 	defer o.pmu.Unlock()
-	o.peers[p.EndpointID] = p
+	if o.peers[nw.ID] == nil {
+		o.peers[nw.ID] = map[string]driver.Peer{}
+	}
+	o.peers[nw.ID][p.EndpointID] = p
 	return nil
 }
 
-func (o *fakeOverlay) RemovePeer(_ *driver.Network, p driver.Peer) error {
+func (o *fakeOverlay) RemovePeer(nw *driver.Network, p driver.Peer) error {
 	o.pmu.Lock()
 	defer o.pmu.Unlock()
-	delete(o.peers, p.EndpointID)
+	delete(o.peers[nw.ID], p.EndpointID)
 	return nil
 }
 
+func (o *fakeOverlay) SetPeers(nw *driver.Network, peers []driver.Peer) error {
+	o.pmu.Lock()
+	defer o.pmu.Unlock()
+	o.peers[nw.ID] = map[string]driver.Peer{}
+	for _, p := range peers {
+		o.peers[nw.ID][p.EndpointID] = p
+	}
+	return nil
+}
+
+// peer finds a peer the driver was told of, on any network.
 func (o *fakeOverlay) peer(id string) (driver.Peer, bool) {
 	o.pmu.Lock()
 	defer o.pmu.Unlock()
-	p, ok := o.peers[id]
-	return p, ok
+	for _, peers := range o.peers {
+		if p, ok := peers[id]; ok {
+			return p, true
+		}
+	}
+	return driver.Peer{}, false
 }
 
 func freePort(t *testing.T) int {
@@ -313,7 +331,7 @@ func TestGlobalCreatesAndJoinsRaceAcrossHosts(t *testing.T) {
 }
 
 func TestAHostRestartTakesItsEndpointsBack(t *testing.T) {
-	a, b, _, ob := twoHosts(t)
+	a, b, oa, ob := twoHosts(t)
 	a.network("ov", CreateOptions{Driver: "overlay", IPAM: []ipam.Config{{Subnet: netip.MustParsePrefix("10.9.0.0/24")}}})
 	if _, err := a.c.CreateSandbox(container("web", "ov")); err != nil {
 		t.Fatal(err)
@@ -335,5 +353,19 @@ func TestAHostRestartTakesItsEndpointsBack(t *testing.T) {
 	}
 	if got := ask(t, b, "client", "web"); strings.Join(got, ",") != web.Endpoints[0].IPv4.Addr().String() {
 		t.Errorf("web from client after host a's restart: %v", got)
+	}
+	// A peer that leaves while host a is down is gone from its driver
+	// after its start, though its kernel (the fake) kept it.
+	eventually(t, "host a told of client", func() bool { _, ok := oa.peer(cl.Endpoints[0].ID); return ok })
+	a.c.Close()
+	if err := b.c.DeleteSandbox("client", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := oa.peer(cl.Endpoints[0].ID); !ok {
+		t.Fatal("the stopped host a heard of client's leaving")
+	}
+	a.start()
+	if _, ok := oa.peer(cl.Endpoints[0].ID); ok {
+		t.Error("host a still has client as a peer after its start")
 	}
 }
