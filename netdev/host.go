@@ -110,6 +110,15 @@ func (h *Host) EnsureBridge(spec BridgeSpec) error {
 		if l.Type() != "bridge" {
 			return fmt.Errorf("device %s exists and is not a bridge", spec.Name)
 		}
+		if g := l.Attrs().Group; g != h.Owned && h.ownsGroup(g) {
+			// One of berth's out of service under the wanted name: a spare
+			// whose reuse a crash cut short after the rename, or a retired
+			// bridge not deleted yet. Take it back before the reaper
+			// deletes it.
+			if err := h.h.LinkSetGroup(l, int(h.Owned)); err != nil {
+				return fmt.Errorf("take back bridge %s: %w", spec.Name, err)
+			}
+		}
 		return h.upWithAddrs(l, spec.Addrs)
 	case !isNotFound(err):
 		return fmt.Errorf("look up bridge %s: %w", spec.Name, err)

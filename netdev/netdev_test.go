@@ -246,6 +246,42 @@ func TestRetiredDevicesGoInOneGroupAndSpareBridgesAreReused(t *testing.T) {
 	}
 }
 
+// A crash between a spare bridge's rename and its regrouping leaves a
+// spare under the name a network wants: the next EnsureBridge takes it
+// back, and reaping spares leaves it alone.
+func TestABridgeLeftASpareUnderItsNameIsTakenBack(t *testing.T) {
+	h := newTestHost(t)
+	r := reap.New(h.Host, func(err error) { t.Error(err) })
+	defer r.Close()
+	br := h.bridge(t, "br-old", 1500)
+	if err := r.Retire("br-old"); err != nil {
+		t.Fatal(err)
+	}
+	// What the crashed reuse did: the rename only.
+	spare, ok, err := h.Link(fmt.Sprintf("brx%d", br.Index))
+	if err != nil || !ok || spare.Group != h.Spare {
+		t.Fatalf("spare %+v, %v, %v", spare, ok, err)
+	}
+	if err := h.Rename(spare.Index, "br-new"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.EnsureBridge(netdev.BridgeSpec{Name: "br-new", MTU: 1500, Addrs: []netip.Prefix{netip.MustParsePrefix("10.8.0.1/24")}}); err != nil {
+		t.Fatal(err)
+	}
+	if l, ok, _ := h.Link("br-new"); !ok || l.Index != br.Index || l.Group != h.Owned || !l.Up {
+		t.Errorf("br-new %+v, %v: the spare, owned and up", l, ok)
+	}
+	if _, err := r.RetireUnwanted(map[string]bool{"br-new": true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reap(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := h.Link("br-new"); !ok {
+		t.Error("br-new was reaped")
+	}
+}
+
 // BenchmarkBridgePortChurn measures the kernel alone: a veth pair plugged
 // into a bridge and brought up, then taken down and unplugged, with 1 and
 // 500 other ports up on the bridge. Whatever grows here grows in berth's
