@@ -886,3 +886,46 @@ func TestStockDockerCLIDrivesOverlayNetworksAcrossHosts(t *testing.T) {
 	})
 	onEveryHost(t, c, 2*time.Second, func(_ int, d *nettest.Daemon) error { return gone(d, "app") })
 }
+
+// A three-member etcd with one member down keeps a quorum: overlay
+// networks are created, joined and used across hosts as with all three.
+func TestOverlayOnAThreeMemberEtcdWithOneMemberDown(t *testing.T) {
+	t.Parallel()
+	c := overlayCluster(t, 2, nettest.ExternalEtcdMembers(3))
+	h1, h2 := c.Hosts[0].Daemon, c.Hosts[1].Daemon
+	// The member the hosts name first goes: their clients move on.
+	c.EtcdMembers[0].Kill()
+	var id string
+	waitFor(t, 15*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		res, err := h1.Client.NetworkCreate(ctx, "ov", client.NetworkCreateOptions{Driver: "overlay"})
+		id = res.ID
+		return err
+	})
+	onEveryHost(t, c, 2*time.Second, func(_ int, d *nettest.Daemon) error { return listedAs(d, "ov", id) })
+	a := berthOK(t, h1, "run", "-d", "--network", "ov", "--name", "alpha", "busybox", "sleep", "1000")
+	b := berthOK(t, h2, "run", "-d", "--network", "ov", "--name", "bravo", "busybox", "sleep", "1000")
+	aAddr := overlayAddr(t, h1, a, "ov")
+	if bAddr := overlayAddr(t, h2, b, "ov"); bAddr == aAddr {
+		t.Fatalf("alpha and bravo both have %s", aAddr)
+	}
+	aNS, bNS := netnsOf(t, h1, a), netnsOf(t, h2, b)
+	echoServer(t, aNS, ":7000")
+	waitFor(t, 5*time.Second, func() error { return roundTrip(bNS, netip.AddrPortFrom(aAddr, 7000).String()) })
+	if err := resolvesTo(bNS, "alpha", aAddr); err != nil {
+		t.Errorf("alpha from bravo with a member down: %v", err)
+	}
+	// The member comes back and catches up; removal works everywhere.
+	c.EtcdMembers[0].Start()
+	berthOK(t, h1, "rm", "-f", "alpha")
+	berthOK(t, h2, "rm", "-f", "bravo")
+	waitFor(t, 5*time.Second, func() error {
+		_, stderr, code := berth(t, h2, "network", "rm", "ov")
+		if code != 0 {
+			return fmt.Errorf("network rm: %s", stderr)
+		}
+		return nil
+	})
+	onEveryHost(t, c, 2*time.Second, func(_ int, d *nettest.Daemon) error { return gone(d, "ov") })
+}

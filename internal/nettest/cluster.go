@@ -49,8 +49,10 @@ type Cluster struct {
 	// Store is the --cluster-store of the hosts that join (all but the
 	// first with the embedded member): etcd://IP:2379.
 	Store string
-	// Etcd is the external etcd; nil when the first host runs the member.
-	Etcd *Etcd
+	// Etcd is the external etcd (its first member); nil when the first
+	// host runs the member. EtcdMembers are all the external members.
+	Etcd        *Etcd
+	EtcdMembers []*Etcd
 	// MTU is the underlay's: the bridge's and every host's uplink.
 	MTU int
 }
@@ -73,6 +75,7 @@ type ClusterOption func(*clusterConfig)
 
 type clusterConfig struct {
 	externalEtcd bool
+	etcdMembers  int
 	mtu          int
 	args         []string
 }
@@ -82,7 +85,15 @@ type clusterConfig struct {
 // underlay, and every host joins it; without it the first host runs the
 // embedded member and the others join that. The test skips when there is
 // no etcd binary.
-func ExternalEtcd() ClusterOption { return func(c *clusterConfig) { c.externalEtcd = true } }
+func ExternalEtcd() ClusterOption { return ExternalEtcdMembers(1) }
+
+// ExternalEtcdMembers is ExternalEtcd with an etcd cluster of n members,
+// at 192.168.100.2 and up, each in a namespace of its own; the hosts are
+// given every member's address. Cluster.Etcd is the first member and
+// Cluster.EtcdMembers all of them.
+func ExternalEtcdMembers(n int) ClusterOption {
+	return func(c *clusterConfig) { c.externalEtcd, c.etcdMembers = true, n }
+}
 
 // UnderlayMTU sets the MTU of the underlay (1500 by default).
 func UnderlayMTU(mtu int) ClusterOption { return func(c *clusterConfig) { c.mtu = mtu } }
@@ -126,18 +137,36 @@ func NewCluster(t testing.TB, n int, opts ...ClusterOption) *Cluster {
 	}
 
 	if cfg.externalEtcd {
-		ns := c.Underlay.NewNamespace("etcd")
-		c.plug(ns, "eth0", "port-etcd", etcdAddr)
-		c.Etcd = &Etcd{Namespace: ns, Addr: etcdAddr, bin: etcdBin, t: t,
-			dir: filepath.Join(c.Underlay.Dir, "etcd"), logPath: filepath.Join(c.Underlay.Dir, "etcd.log")}
-		t.Cleanup(func() {
-			c.Etcd.Kill()
-			if t.Failed() {
-				c.Etcd.dumpLog()
+		var initial, endpoints []string
+		for i := range cfg.etcdMembers {
+			name := fmt.Sprintf("etcd%d", i)
+			if cfg.etcdMembers == 1 {
+				name = "etcd"
 			}
-		})
-		c.Etcd.Start()
-		c.Store = "etcd://" + c.Etcd.Endpoint()
+			addr := netip.AddrFrom4([4]byte{192, 168, 100, byte(2 + i)})
+			ns := c.Underlay.NewNamespace(name)
+			c.plug(ns, "eth0", "port-"+name, addr)
+			e := &Etcd{Namespace: ns, Addr: addr, bin: etcdBin, t: t, name: name,
+				dir: filepath.Join(c.Underlay.Dir, name), logPath: filepath.Join(c.Underlay.Dir, name+".log")}
+			t.Cleanup(func() {
+				e.Kill()
+				if t.Failed() {
+					e.dumpLog()
+				}
+			})
+			c.EtcdMembers = append(c.EtcdMembers, e)
+			initial = append(initial, name+"=http://"+netip.AddrPortFrom(addr, cluster.DefaultPeerPort).String())
+			endpoints = append(endpoints, e.Endpoint())
+		}
+		for _, e := range c.EtcdMembers {
+			e.initial = strings.Join(initial, ",")
+			e.launch()
+		}
+		for _, e := range c.EtcdMembers {
+			e.waitHealthy()
+		}
+		c.Etcd = c.EtcdMembers[0]
+		c.Store = "etcd://" + strings.Join(endpoints, ",")
 	} else {
 		c.Store = "etcd://" + netip.AddrPortFrom(hostAddr(0), cluster.DefaultClientPort).String()
 	}
@@ -343,6 +372,8 @@ type Etcd struct {
 	*Namespace
 	Addr         netip.Addr
 	bin          string
+	name         string
+	initial      string // --initial-cluster
 	dir, logPath string
 	t            testing.TB
 	cmd          *exec.Cmd
@@ -355,8 +386,15 @@ func (e *Etcd) Endpoint() string {
 }
 
 // Start (re)starts the server on its data directory and waits until it
-// reports itself healthy.
+// reports itself healthy (which, for a member of several, needs a quorum).
 func (e *Etcd) Start() {
+	e.t.Helper()
+	e.launch()
+	e.waitHealthy()
+}
+
+// launch starts the server process.
+func (e *Etcd) launch() {
 	e.t.Helper()
 	logf, err := os.OpenFile(e.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -365,10 +403,10 @@ func (e *Etcd) Start() {
 	defer logf.Close()
 	clientURL := "http://" + e.Endpoint()
 	peerURL := "http://" + netip.AddrPortFrom(e.Addr, cluster.DefaultPeerPort).String()
-	cmd := exec.Command(e.bin, "--name", "underlay", "--data-dir", e.dir,
+	cmd := exec.Command(e.bin, "--name", e.name, "--data-dir", e.dir,
 		"--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
 		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
-		"--initial-cluster", "underlay="+peerURL, "--initial-cluster-state", "new",
+		"--initial-cluster", e.initial, "--initial-cluster-state", "new",
 		"--initial-cluster-token", "berth-test", "--logger", "zap")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -378,15 +416,20 @@ func (e *Etcd) Start() {
 	e.cmd, e.exited = cmd, make(chan struct{})
 	exited := e.exited
 	go func() { cmd.Wait(); close(exited) }()
+}
 
+// waitHealthy waits at most 20 s for the server to call itself healthy.
+func (e *Etcd) waitHealthy() {
+	e.t.Helper()
+	clientURL := "http://" + e.Endpoint()
 	var health struct{ Health string }
 	var lastErr error
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case <-exited:
+		case <-e.exited:
 			e.dumpLog()
-			e.t.Fatalf("etcd exited while starting: %v", cmd.ProcessState)
+			e.t.Fatalf("etcd exited while starting: %v", e.cmd.ProcessState)
 		default:
 		}
 		health.Health = ""
