@@ -64,7 +64,8 @@ type NetworkInfo struct {
 	// endpoints publish no ports.
 	Firewall *Firewall
 	// Notes are facts users should see with the network's options in
-	// inspect (com.berth.* keys).
+	// inspect: com.berth.* keys, or Docker's own where Docker shows the
+	// same fact (overlay's com.docker.network.driver.overlay.vxlanid_list).
 	Notes map[string]string
 	// Claims are what a global network holds alone in the cluster besides
 	// its name and subnets (overlay: "vni/4097"): the controller claims
