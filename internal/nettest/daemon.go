@@ -30,8 +30,9 @@ func runMain(m *testing.M) int {
 	if os.Geteuid() != 0 {
 		return m.Run()
 	}
+	sweepAbandoned()
 	if berthd = os.Getenv("BERTHD"); berthd == "" {
-		dir, err := os.MkdirTemp("", "berth-nettest-")
+		dir, err := tempDir("berth-nettest-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "nettest:", err)
 			return 1
@@ -62,7 +63,7 @@ func NewHost(t testing.TB) *Host {
 	RequireRoot(t)
 	// Not t.TempDir(): socket paths under it outgrow the 108 bytes a unix
 	// socket address may have.
-	dir, err := os.MkdirTemp("", "berth-")
+	dir, err := tempDir("berth-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,6 +71,9 @@ func NewHost(t testing.TB) *Host {
 		// BERTH_TEST_KEEP=1 keeps daemon logs and state for a look after.
 		if os.Getenv("BERTH_TEST_KEEP") == "" {
 			os.RemoveAll(dir)
+		} else {
+			// Kept for a look: not for the next test binary to sweep.
+			os.Remove(filepath.Join(dir, ownerFile))
 		}
 	})
 	h := &Host{Dir: dir, t: t}

@@ -26,7 +26,7 @@ func BusyboxImage(t testing.TB) string {
 	busybox.once.Do(func() {
 		_, self, _, _ := runtime.Caller(0)
 		script := filepath.Join(filepath.Dir(self), "..", "..", "scripts", "mkimage.sh")
-		dir, err := os.MkdirTemp("", "berth-image-")
+		dir, err := tempDir("berth-image-")
 		if err != nil {
 			busybox.err = err
 			return
