@@ -203,7 +203,8 @@ func (c *Controller) restoreGlobal(snap []cluster.KV, sub *cluster.Subscription)
 			}
 		}
 	}
-	c.applyChanges(snapshotChanges(snap))
+	// The drivers hear of the peers once, from settlePeers.
+	c.applyChanges(snapshotChanges(snap), false)
 	c.settlePeers()
 	go c.follow(sub)
 }
@@ -286,7 +287,7 @@ func (c *Controller) follow(sub *cluster.Subscription) {
 					break drain
 				}
 			}
-			c.applyChanges(batch)
+			c.applyChanges(batch, true)
 			if ok {
 				continue
 			}
@@ -325,13 +326,15 @@ func (c *Controller) resync(snap []cluster.KV) {
 		nw.mu.Unlock()
 	}
 	c.mu.RUnlock()
-	c.applyChanges(append(gone, snapshotChanges(snap)...))
+	c.applyChanges(append(gone, snapshotChanges(snap)...), false)
 	c.settlePeers()
 }
 
-// applyChanges brings memory, the kernel and the resolver to what the
-// changes say, then wakes requests waiting for them.
-func (c *Controller) applyChanges(batch []cluster.Change) {
+// applyChanges brings memory, the resolver and, when tell, the drivers'
+// peers to what the changes say, then wakes requests waiting for them.
+// Without tell the caller settles the peers afterwards, in one call per
+// network.
+func (c *Controller) applyChanges(batch []cluster.Change, tell bool) {
 	g := c.global
 	for _, ch := range batch {
 		switch {
@@ -345,9 +348,9 @@ func (c *Controller) applyChanges(batch []cluster.Change) {
 		case strings.HasPrefix(ch.Key, keyEndpoints):
 			netID, epID, _ := strings.Cut(strings.TrimPrefix(ch.Key, keyEndpoints), "/")
 			if ch.Deleted {
-				c.dropRemote(netID, epID)
+				c.dropRemote(netID, epID, tell)
 			} else if ge := decodeEndpoint(ch.Value); ge != nil && ge.Host != g.host {
-				c.addRemote(ge)
+				c.addRemote(ge, tell)
 			}
 		}
 	}
@@ -429,7 +432,7 @@ func (c *Controller) addGlobalNetwork(id, value string) {
 	}
 	g.mu.Unlock()
 	for _, ge := range adopt {
-		c.addRemote(ge)
+		c.addRemote(ge, true)
 	}
 }
 
@@ -484,7 +487,7 @@ func (c *Controller) takeDown(nw *netState) {
 }
 
 // addRemote makes another host's endpoint reachable and named here.
-func (c *Controller) addRemote(ge *globalEndpoint) {
+func (c *Controller) addRemote(ge *globalEndpoint, tell bool) {
 	c.mu.RLock()
 	nw := c.networks[ge.Network]
 	c.mu.RUnlock()
@@ -514,7 +517,7 @@ func (c *Controller) addRemote(ge *globalEndpoint) {
 	}
 	nw.remote[ge.ID] = ge
 	nw.mu.Unlock()
-	if pd, ok := nw.drv.(driver.Peers); ok {
+	if pd, ok := nw.drv.(driver.Peers); ok && tell {
 		if err := pd.AddPeer(nw.dn, ge.peer()); err != nil {
 			c.log.Warn("reach another host's endpoint", "network", nw.rec.Name, "endpoint", ge.ID, "host", ge.VTEP, "err", err)
 		}
@@ -543,7 +546,7 @@ func (nw *netState) releaseRemote(ge *globalEndpoint) {
 }
 
 // dropRemote forgets another host's endpoint that left.
-func (c *Controller) dropRemote(netID, epID string) {
+func (c *Controller) dropRemote(netID, epID string, tell bool) {
 	c.global.mu.Lock()
 	delete(c.global.orphans, endpointKey(netID, epID))
 	c.global.mu.Unlock()
@@ -563,7 +566,7 @@ func (c *Controller) dropRemote(netID, epID string) {
 	if !ok {
 		return
 	}
-	if pd, ok := nw.drv.(driver.Peers); ok {
+	if pd, ok := nw.drv.(driver.Peers); ok && tell {
 		if err := pd.RemovePeer(nw.dn, ge.peer()); err != nil {
 			c.log.Warn("forget another host's endpoint", "network", nw.rec.Name, "endpoint", ge.ID, "err", err)
 		}
