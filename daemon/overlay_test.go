@@ -826,7 +826,10 @@ func TestOverlayOnAnExternalEtcdSurvivesAnEtcdOutage(t *testing.T) {
 		after = res.ID
 		return err
 	})
-	waitFor(t, 2*time.Second, func() error { return listedAs(h1, "after", after) })
+	// Host 1's watch comes back on its own connection's reconnect
+	// schedule, which need not be host 2's: converging is bounded by that,
+	// not by the 2 s of a cluster whose store is up.
+	waitFor(t, 30*time.Second, func() error { return listedAs(h1, "after", after) })
 	berthOK(t, h2, "network", "connect", "after", "bravo")
 	berthOK(t, h1, "network", "connect", "after", "alpha")
 	aAfter := overlayAddr(t, h1, a, "after")
