@@ -45,6 +45,12 @@ type Capabilities struct {
 	// Predefined are the networks the driver brings: the controller
 	// creates them when they are missing and users cannot remove them.
 	Predefined []Predefined
+	// OwnAddresses: the driver addresses its endpoints itself (a CNI
+	// plugin's IPAM), so networks take no pools (Addresses is false) yet
+	// endpoints have interfaces. The controller hands Join the addresses
+	// and MAC the caller asked for, if any, in the Endpoint, and records
+	// those JoinInfo returns.
+	OwnAddresses bool
 }
 
 // Predefined is a network that exists whenever the driver does.
@@ -73,6 +79,11 @@ type NetworkInfo struct {
 	// with it. A driver whose Prepare picked a value another host took
 	// meanwhile is asked again.
 	Claims []string
+	// PublishesPorts: the driver publishes its endpoints' ports itself (a
+	// CNI chain with portmap). The controller reserves the host ports and
+	// hands the bindings to Join in Endpoint.Ports; berth's firewall does
+	// not publish them.
+	PublishesPorts bool
 }
 
 // Firewall is how berth's firewall treats a network.
@@ -122,8 +133,24 @@ type Endpoint struct {
 	// driver has one (the veth end on a bridge).
 	HostIfName string
 	MAC        net.HardwareAddr
-	IPv4       netip.Prefix
-	IPv6       netip.Prefix
+	// IPv4 and IPv6 are the endpoint's addresses from the controller's
+	// pools; for a driver with OwnAddresses, the ones the caller asked
+	// for (--ip, --ip6), if any, until Join returns those it gave.
+	IPv4 netip.Prefix
+	IPv6 netip.Prefix
+	// Ports are the endpoint's published ports, for a driver that
+	// publishes them itself (NetworkInfo.PublishesPorts).
+	Ports []PortBinding
+}
+
+// PortBinding is a published port: HostPort on HostIP (every address of
+// the host when zero) leads to the endpoint's Port.
+type PortBinding struct {
+	// Proto is tcp, udp or sctp.
+	Proto    string
+	HostIP   netip.Addr
+	HostPort uint16
+	Port     uint16
 }
 
 // Addrs are the endpoint's addresses, IPv4 first.
@@ -153,6 +180,11 @@ type JoinInfo struct {
 	DefaultViaDevice bool
 	// Routes go out of the endpoint's interface.
 	Routes []Route
+	// IPv4, IPv6 and MAC are what a driver with OwnAddresses gave the
+	// interface; zero from other drivers.
+	IPv4 netip.Prefix
+	IPv6 netip.Prefix
+	MAC  net.HardwareAddr
 }
 
 // Route is a static route of a sandbox.

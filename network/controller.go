@@ -122,7 +122,18 @@ type Config struct {
 	// Cluster, when set, is the cluster store global networks live in;
 	// without it, drivers of global scope cannot create networks.
 	Cluster *cluster.Store
+	// Plugins finds the drivers that are not built in, by name, the first
+	// time a network asks for one (Docker's remote plugins); nil for none.
+	Plugins Plugins
 	Log     *slog.Logger
+}
+
+// Plugins finds drivers from outside berthd. A name no plugin answers to
+// gives an error errdefs.IsNotFound accepts; a plugin that is there but
+// fails to answer gives an error naming it.
+type Plugins interface {
+	NetworkDriver(name string) (driver.Driver, error)
+	IPAMDriver(name string) (ipam.Plugin, error)
 }
 
 // Controller owns networks, endpoints and sandboxes.
