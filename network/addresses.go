@@ -199,12 +199,18 @@ func (nw *netState) restore(ep *epState) error {
 		return errEndpointExists(ep.rec.Name, nw.rec.Name)
 	}
 	for _, a := range []netip.Prefix{ep.rec.IPv4, ep.rec.IPv6} {
-		if !a.IsValid() {
+		// A driver with OwnAddresses keeps its endpoints' addresses.
+		if !a.IsValid() || !nw.caps.Addresses {
 			continue
 		}
 		found := false
 		for _, p := range nw.pools {
 			if p.cfg.Subnet.Masked().Contains(a.Addr()) {
+				// An IPAM plugin kept the address across the restart.
+				if nw.ipam != nil {
+					found = true
+					continue
+				}
 				if err := p.alloc.Reserve(a.Addr()); err != nil {
 					nw.release(ep)
 					return fmt.Errorf("address %s: %w", a.Addr(), err)

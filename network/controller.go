@@ -140,7 +140,10 @@ type Plugins interface {
 type Controller struct {
 	store          store.Store
 	kernel         Kernel
+	// drivers are the built-in drivers and the plugins' found so far.
+	drvMu          sync.RWMutex
 	drivers        map[string]driver.Driver
+	plugins        Plugins
 	defaultDriver  string
 	space4         *ipam.Space
 	space6         *ipam.Space
@@ -174,6 +177,9 @@ type netState struct {
 	caps driver.Capabilities
 	info driver.NetworkInfo
 	dn   *driver.Network
+	// ipam is the IPAM plugin the network's pools come from; nil for
+	// berth's own.
+	ipam ipam.Plugin
 
 	mu        sync.Mutex
 	pools     []*pool
@@ -195,7 +201,7 @@ type netState struct {
 
 type pool struct {
 	cfg   Pool
-	alloc *ipam.Allocator
+	alloc allocator
 }
 
 // epState is an endpoint in memory; its record changes only under its
@@ -367,10 +373,11 @@ func driverNetwork(rec *Network) *driver.Network {
 }
 
 // newNetState builds the in-memory network with pools holding its gateway
-// and auxiliary addresses.
-func newNetState(rec Network, drv driver.Driver) (*netState, error) {
+// and auxiliary addresses: berth's own pools, or plugin's pools, whose
+// state is the plugin's.
+func newNetState(rec Network, drv driver.Driver, plugin ipam.Plugin) (*netState, error) {
 	nw := &netState{
-		rec: rec, drv: drv, caps: drv.Capabilities(), dn: driverNetwork(&rec),
+		rec: rec, drv: drv, caps: drv.Capabilities(), dn: driverNetwork(&rec), ipam: plugin,
 		endpoints: map[string]*epState{}, epNames: map[string]string{}, reserved: map[netip.Addr]string{},
 		remote: map[string]*globalEndpoint{}, remoteAddrs: map[netip.Addr]string{},
 	}
@@ -378,6 +385,10 @@ func newNetState(rec Network, drv driver.Driver) (*netState, error) {
 	nw.info = drv.Describe(nw.dn)
 	nw.rec.Notes = nw.info.Notes
 	for _, p := range rec.IPAM.Pools {
+		if plugin != nil {
+			nw.pools = append(nw.pools, &pool{cfg: p, alloc: &pluginPool{plugin: plugin, id: p.PoolID}})
+			continue
+		}
 		a, err := ipam.NewAllocator(p.Subnet, p.IPRange)
 		if err != nil {
 			return nil, err
@@ -410,7 +421,9 @@ func (nw *netState) setDriverState(state []byte) {
 
 // publishes tells whether the network's endpoints publish ports: it is
 // under berth's firewall and has a way out.
-func (nw *netState) publishes() bool { return nw.info.Firewall != nil && !nw.rec.Internal }
+func (nw *netState) publishes() bool {
+	return (nw.info.Firewall != nil || nw.info.PublishesPorts) && !nw.rec.Internal
+}
 
 // subnetsInUse lists the subnets of all networks and of creates under way.
 // Called with subnetMu held.
@@ -501,6 +514,8 @@ func (c *Controller) EndpointCount(id string) int {
 
 // DriverNames lists the registered drivers, sorted.
 func (c *Controller) DriverNames() []string {
+	c.drvMu.RLock()
+	defer c.drvMu.RUnlock()
 	out := make([]string, 0, len(c.drivers))
 	for name := range c.drivers {
 		out = append(out, name)

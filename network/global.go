@@ -397,12 +397,12 @@ func (c *Controller) addGlobalNetwork(id, value string) {
 		c.log.Error("unreadable network in the cluster store", "id", id, "err", err)
 		return
 	}
-	drv, ok := c.drivers[rec.Driver]
-	if !ok {
-		c.log.Error("network of an unknown driver left alone", "network", rec.Name, "driver", rec.Driver)
+	drv, plugin, err := c.driversOf(&rec)
+	if err != nil {
+		c.log.Error("network left alone", "network", rec.Name, "err", err)
 		return
 	}
-	nw, err := newNetState(rec, drv)
+	nw, err := newNetState(rec, drv, plugin)
 	if err != nil {
 		c.log.Error("network in the cluster store", "network", rec.Name, "err", err)
 		return
@@ -507,7 +507,7 @@ func (c *Controller) addRemote(ge *globalEndpoint, tell bool) {
 	}
 	for _, a := range ge.addrs() {
 		for _, p := range nw.pools {
-			if p.cfg.Subnet.Masked().Contains(a) {
+			if nw.ipam == nil && p.cfg.Subnet.Masked().Contains(a) {
 				// Taken here already means this host chose it in a race
 				// it lost; the join that chose it gives it up.
 				p.alloc.Reserve(a)
@@ -787,6 +787,7 @@ func (c *Controller) deleteGlobal(nw *netState) error {
 		return errActiveEndpoints(nw.rec.Name, nw.rec.ID)
 	}
 	c.takeDown(nw)
+	c.givePoolsBack(nw)
 	return nil
 }
 

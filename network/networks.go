@@ -52,9 +52,9 @@ func (c *Controller) createNetwork(opts CreateOptions) (Network, error) {
 	if opts.Driver == "" {
 		opts.Driver = c.defaultDriver
 	}
-	drv, ok := c.drivers[opts.Driver]
-	if !ok {
-		return Network{}, errDriverNotFound(opts.Driver)
+	drv, err := c.lookupDriver(opts.Driver)
+	if err != nil {
+		return Network{}, err
 	}
 	caps := drv.Capabilities()
 	global := caps.Scope == driver.ScopeGlobal
@@ -64,8 +64,12 @@ func (c *Controller) createNetwork(opts CreateOptions) (Network, error) {
 	if global && c.global == nil {
 		return Network{}, errNoClusterStore(opts.Driver)
 	}
-	if opts.IPAMDriver != "" && opts.IPAMDriver != "default" {
-		return Network{}, errDriverNotFound(opts.IPAMDriver)
+	plugin, err := c.lookupIPAM(opts.IPAMDriver)
+	if err != nil {
+		return Network{}, err
+	}
+	if plugin != nil && !caps.Addresses {
+		return Network{}, invalid("driver %s gives its networks no address pools: --ipam-driver does not apply", opts.Driver)
 	}
 	rec := Network{
 		ID: stringid.New(), Name: opts.Name, Driver: opts.Driver, Scope: caps.Scope, Created: time.Now(),
@@ -73,10 +77,13 @@ func (c *Controller) createNetwork(opts CreateOptions) (Network, error) {
 		EnableIPv6: opts.EnableIPv6 != nil && *opts.EnableIPv6,
 		Internal:   opts.Internal, Attachable: opts.Attachable,
 		Options: nonNil(opts.Options), Labels: nonNil(opts.Labels),
-		IPAM: IPAM{Driver: "default", Options: opts.IPAMOptions},
+		IPAM: IPAM{Driver: defaultIPAM, Options: opts.IPAMOptions},
 	}
 	if global {
 		rec.Scope = scopeSwarm
+	}
+	if plugin != nil {
+		rec.IPAM.Driver = plugin.Name()
 	}
 	if err := ipam.ValidateConfigs(opts.IPAM); err != nil {
 		return Network{}, err
@@ -114,7 +121,7 @@ func (c *Controller) createNetwork(opts CreateOptions) (Network, error) {
 	}()
 
 	defer c.releasePending(rec.ID)
-	nw, err := c.prepareNetwork(rec, drv, opts.IPAM, global)
+	nw, err := c.prepareNetwork(rec, drv, plugin, opts.IPAM, global)
 	if err != nil {
 		return Network{}, err
 	}
@@ -137,16 +144,19 @@ func (c *Controller) createNetwork(opts CreateOptions) (Network, error) {
 					"network %s: other hosts took every subnet or identifier chosen for it, %d times; try again", rec.Name, attempt))
 			}
 			c.releasePending(rec.ID)
-			if nw, err = c.prepareNetwork(rec, drv, opts.IPAM, global); err != nil {
+			c.givePoolsBack(nw)
+			if nw, err = c.prepareNetwork(rec, drv, plugin, opts.IPAM, global); err != nil {
 				return Network{}, err
 			}
 		}
 		if err != nil {
+			c.givePoolsBack(nw)
 			return Network{}, err
 		}
 	} else if err := c.store.Update(func(tx store.Tx) error {
 		return store.PutJSON(tx, bucketNetworks, rec.ID, &nw.rec)
 	}); err != nil {
+		c.givePoolsBack(nw)
 		return Network{}, fmt.Errorf("record network %s: %w", rec.Name, err)
 	}
 	rec = nw.rec
@@ -163,6 +173,7 @@ func (c *Controller) createNetwork(opts CreateOptions) (Network, error) {
 		} else if serr := c.store.Update(func(tx store.Tx) error { return tx.Delete(bucketNetworks, rec.ID) }); serr != nil {
 			c.log.Error("roll back network record", "network", rec.Name, "err", serr)
 		}
+		c.givePoolsBack(nw)
 		return Network{}, fmt.Errorf("create network %s: %w", rec.Name, err)
 	}
 	c.mu.Lock()
@@ -186,20 +197,32 @@ func nonNil(m map[string]string) map[string]string {
 
 // prepareNetwork chooses a new network's pools (pending until
 // releasePending) and asks its driver to prepare it.
-func (c *Controller) prepareNetwork(rec Network, drv driver.Driver, cfgs []ipam.Config, global bool) (*netState, error) {
-	if drv.Capabilities().Addresses {
+func (c *Controller) prepareNetwork(rec Network, drv driver.Driver, plugin ipam.Plugin, cfgs []ipam.Config, global bool) (*netState, error) {
+	switch {
+	case !drv.Capabilities().Addresses:
+	case plugin != nil:
+		pools, err := c.requestPools(plugin, rec, cfgs, global)
+		if err != nil {
+			return nil, err
+		}
+		rec.IPAM.Pools = pools
+	default:
 		pools, err := c.choosePools(rec.ID, cfgs, rec.EnableIPv4, rec.EnableIPv6, global)
 		if err != nil {
 			return nil, err
 		}
 		rec.IPAM.Pools = pools
 	}
-	nw, err := newNetState(rec, drv)
+	nw, err := newNetState(rec, drv, plugin)
 	if err != nil {
+		if plugin != nil {
+			releasePools(plugin, rec.IPAM.Pools, c.log.Warn)
+		}
 		return nil, err
 	}
 	state, err := drv.Prepare(nw.dn, c.driverNetworks(drv))
 	if err != nil {
+		c.givePoolsBack(nw)
 		return nil, err
 	}
 	nw.setDriverState(state)
@@ -316,7 +339,7 @@ func (c *Controller) DeleteNetwork(term string) error {
 	if err != nil {
 		return err
 	}
-	if IsPredefined(nw.rec.Name) {
+	if IsPredefined(nw.rec.Name) || nw.driverPredefined() {
 		return errPredefinedRemove(nw.rec.Name)
 	}
 	if nw.global {
@@ -380,6 +403,7 @@ func (c *Controller) deleteNetwork(nw *netState) error {
 	delete(c.networks, nw.rec.ID)
 	delete(c.netNames, nw.rec.Name)
 	c.mu.Unlock()
+	c.givePoolsBack(nw)
 	c.log.Info("network removed", "name", nw.rec.Name, "id", nw.rec.ID)
 	c.emit(mevents.ActionDestroy, nw, "")
 	return nil

@@ -238,7 +238,10 @@ func firewallNetwork(nw *netState) (firewall.Network, bool) {
 // guard on that device against spoofing.
 func endpointChange(nw *netState, ep *Endpoint) firewall.Change {
 	var ch firewall.Change
-	ch.Publish = firewallBindings(ep)
+	// A driver that publishes ports itself does it in Join.
+	if nw.info.Firewall != nil {
+		ch.Publish = firewallBindings(ep)
+	}
 	if fn, ok := firewallNetwork(nw); ok && fn.Isolated && ep.HostIfName != "" {
 		ch.Isolate = []string{ep.HostIfName}
 	}
@@ -300,6 +303,13 @@ func (c *Controller) rebuildFirewall() error {
 	for _, nw := range c.networks {
 		fn, ok := firewallNetwork(nw)
 		if !ok {
+			// A driver that publishes ports itself has them reserved
+			// all the same.
+			for _, ep := range nw.endpoints {
+				if err := c.ports.restore(ep.rec.Ports, true, false); err != nil {
+					c.log.Warn("reserve published ports", "endpoint", ep.rec.ID, "err", err)
+				}
+			}
 			continue
 		}
 		for _, ep := range nw.endpoints {

@@ -32,7 +32,7 @@ func New(cfg Config) (*Controller, error) {
 		resolvConf = "/etc/resolv.conf"
 	}
 	c := &Controller{
-		store: cfg.Store, kernel: cfg.Kernel, drivers: map[string]driver.Driver{}, defaultDriver: cfg.DefaultDriver,
+		store: cfg.Store, kernel: cfg.Kernel, drivers: map[string]driver.Driver{}, plugins: cfg.Plugins, defaultDriver: cfg.DefaultDriver,
 		space4: space4, space6: space6, nsDir: cfg.NamespaceDir, log: cfg.Log, events: cfg.Events,
 		fw: cfg.Firewall, dns: cfg.DNS, hostResolvConf: NewHostResolvConf(resolvConf), ports: newPorts(cfg.Kernel),
 		networks: map[string]*netState{}, netNames: map[string]string{},
@@ -151,13 +151,17 @@ func (c *Controller) load(snap []cluster.KV) error {
 	}
 
 	globalNets, raw := globalNetworks(snap)
+	// unavailable are networks whose plugin cannot be reached now: their
+	// records, and their endpoints', stay for a later start.
+	unavailable := map[string]bool{}
 	for _, rec := range append(nets, globalNets...) {
-		drv, ok := c.drivers[rec.Driver]
-		if !ok {
-			c.log.Error("network of an unknown driver left alone", "network", rec.Name, "driver", rec.Driver)
+		drv, plugin, err := c.driversOf(&rec)
+		if err != nil {
+			c.log.Error("network left alone", "network", rec.Name, "err", err)
+			unavailable[rec.ID] = true
 			continue
 		}
-		nw, err := newNetState(rec, drv)
+		nw, err := newNetState(rec, drv, plugin)
 		if err != nil {
 			return fmt.Errorf("load network %s: %w", rec.Name, err)
 		}
@@ -173,7 +177,7 @@ func (c *Controller) load(snap []cluster.KV) error {
 			continue
 		}
 		for _, p := range nw.pools {
-			if p.cfg.Subnet.Masked().Contains(a) && p.alloc.Reserve(a) == nil {
+			if nw.ipam == nil && p.cfg.Subnet.Masked().Contains(a) && p.alloc.Reserve(a) == nil {
 				nw.reserved[a] = owner
 			}
 		}
@@ -200,6 +204,9 @@ func (c *Controller) load(snap []cluster.KV) error {
 	sort.Slice(eps, func(i, j int) bool { return eps[i].Order < eps[j].Order })
 	for _, rec := range eps {
 		sb, nw := c.sandboxes[rec.SandboxID], c.networks[rec.NetworkID]
+		if sb != nil && unavailable[rec.NetworkID] {
+			continue
+		}
 		if sb == nil || nw == nil {
 			drop = append(drop, rec)
 			continue
@@ -347,6 +354,11 @@ func (c *Controller) rewire(sb *sbState, ep *epState) error {
 	if err != nil {
 		return err
 	}
+	if ep.nw.caps.OwnAddresses {
+		if err := c.recordOwnAddresses(ep, info); err != nil {
+			return err
+		}
+	}
 	for _, r := range info.Routes {
 		if err := c.kernel.AddRoute(sb.ns, ep.rec.IfName, info.Index, r); err != nil {
 			return err
@@ -357,8 +369,20 @@ func (c *Controller) rewire(sb *sbState, ep *epState) error {
 }
 
 // ensurePredefined creates the drivers' predefined networks (bridge, host
-// and none) when they are missing.
+// and none; a CNI configuration's) when they are missing, and removes
+// those of a driver that has only predefined networks when it no longer
+// brings them (a CNI configuration deleted).
 func (c *Controller) ensurePredefined() error {
+	for _, nw := range c.networks {
+		if !nw.caps.Singleton || nw.driverPredefined() {
+			continue
+		}
+		if err := c.deleteNetwork(nw); err != nil {
+			c.log.Warn("network its driver no longer brings", "network", nw.rec.Name, "driver", nw.rec.Driver, "err", err)
+			continue
+		}
+		c.log.Info("removed a network its driver no longer brings", "network", nw.rec.Name, "driver", nw.rec.Driver)
+	}
 	names := make([]string, 0, len(c.drivers))
 	for name := range c.drivers {
 		names = append(names, name)

@@ -55,6 +55,9 @@ type Pool struct {
 	UserGateway bool `json:",omitempty"`
 	// AutoSubnet: berth chose the subnet from the default pools.
 	AutoSubnet bool `json:",omitempty"`
+	// PoolID names the pool to the IPAM plugin that gave it; empty for
+	// berth's own pools.
+	PoolID string `json:",omitempty"`
 }
 
 // ShowGateway tells whether inspect shows the gateway: Docker shows it when

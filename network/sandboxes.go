@@ -407,8 +407,16 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (*epS
 		ep.rec.MAC = netdev.RandomMAC().String()
 	}
 	if len(opts.Ports) > 0 && nw.publishes() {
-		bindings, err := c.ports.allocate(opts.Ports, ep.rec.IPv4.IsValid(), ep.rec.IPv6.IsValid(), nw.info.Firewall.HostIP,
-			fmt.Sprintf("%s (%s)", ep.rec.Name, ep.rec.ID))
+		// A driver that addresses its endpoints itself has given none yet:
+		// its ports are IPv4's, as a CNI chain's portmap publishes them.
+		v4, v6 := ep.rec.IPv4.IsValid(), ep.rec.IPv6.IsValid()
+		var hostIP netip.Addr
+		if nw.info.Firewall != nil {
+			hostIP = nw.info.Firewall.HostIP
+		} else {
+			v4, v6 = true, false
+		}
+		bindings, err := c.ports.allocate(opts.Ports, v4, v6, hostIP, fmt.Sprintf("%s (%s)", ep.rec.Name, ep.rec.ID))
 		if err != nil {
 			nw.unregister(ep, ep.claimed)
 			return nil, err
@@ -467,6 +475,12 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (*epS
 		c.ports.releaseBindings(ep.rec.Ports)
 		c.forget(ep)
 	}
+	if nw.caps.OwnAddresses {
+		if err := c.recordOwnAddresses(ep, info); err != nil {
+			undo()
+			return nil, fmt.Errorf("attach %s to %s: %w", sb.rec.Name, nw.rec.Name, err)
+		}
+	}
 	for _, r := range info.Routes {
 		if err := c.kernel.AddRoute(sb.ns, ep.rec.IfName, info.Index, r); err != nil {
 			undo()
@@ -506,7 +520,36 @@ func (c *Controller) forget(ep *epState) {
 
 func driverEndpoint(rec *Endpoint) *driver.Endpoint {
 	mac, _ := net.ParseMAC(rec.MAC)
-	return &driver.Endpoint{ID: rec.ID, IfName: rec.IfName, HostIfName: rec.HostIfName, MAC: mac, IPv4: rec.IPv4, IPv6: rec.IPv6}
+	ep := &driver.Endpoint{ID: rec.ID, IfName: rec.IfName, HostIfName: rec.HostIfName, MAC: mac, IPv4: rec.IPv4, IPv6: rec.IPv6}
+	// Before a driver that addresses endpoints itself has done so, the
+	// addresses are those asked for, if any.
+	if !ep.IPv4.IsValid() && rec.StaticIPv4.IsValid() {
+		ep.IPv4 = netip.PrefixFrom(rec.StaticIPv4, rec.StaticIPv4.BitLen())
+	}
+	if !ep.IPv6.IsValid() && rec.StaticIPv6.IsValid() {
+		ep.IPv6 = netip.PrefixFrom(rec.StaticIPv6, rec.StaticIPv6.BitLen())
+	}
+	for _, b := range rec.Ports {
+		ep.Ports = append(ep.Ports, driver.PortBinding{Proto: b.Proto, HostIP: b.HostIP, HostPort: b.HostPort, Port: b.Port})
+	}
+	return ep
+}
+
+// recordOwnAddresses keeps the addresses and MAC a driver with
+// OwnAddresses gave an endpoint, in memory and in the store, and takes
+// them in the network so no other endpoint shows them. Called with the
+// sandbox's lock held.
+func (c *Controller) recordOwnAddresses(ep *epState, info driver.JoinInfo) error {
+	rec := ep.rec
+	rec.IPv4, rec.IPv6 = info.IPv4, info.IPv6
+	if info.MAC != nil {
+		rec.MAC = info.MAC.String()
+	}
+	if err := c.store.Update(func(tx store.Tx) error { return store.PutJSON(tx, bucketEndpoints, rec.ID, &rec) }); err != nil {
+		return fmt.Errorf("record endpoint: %w", err)
+	}
+	ep.rec = rec
+	return nil
 }
 
 // Disconnect detaches a sandbox from a network. persist, when not nil,
