@@ -138,8 +138,8 @@ type Plugins interface {
 
 // Controller owns networks, endpoints and sandboxes.
 type Controller struct {
-	store          store.Store
-	kernel         Kernel
+	store  store.Store
+	kernel Kernel
 	// drivers are the built-in drivers and the plugins' found so far.
 	drvMu          sync.RWMutex
 	drivers        map[string]driver.Driver
