@@ -64,8 +64,24 @@ type Config struct {
 	// New fills in the host's ID, the version, the log and, unless set,
 	// the embedded member's data directory, <Root>/etcd.
 	Cluster *cluster.Config
-	Log     *slog.Logger
+	// PluginDirs are where Docker's legacy plugins are found (see
+	// DefaultPluginDirs).
+	PluginDirs []string
+	// CNIConfDir holds CNI configurations, each a network; CNIBinDirs the
+	// plugins they name.
+	CNIConfDir string
+	CNIBinDirs []string
+	Log        *slog.Logger
 }
+
+// Where plugins are looked for unless told otherwise: Docker's plugin
+// directories; the CNI directories of the CNI specification's
+// conventions, and Debian's place for the reference plugins.
+var (
+	DefaultPluginDirs = []string{"/run/docker/plugins", "/etc/docker/plugins", "/usr/lib/docker/plugins"}
+	DefaultCNIConfDir = "/etc/cni/net.d"
+	DefaultCNIBinDirs = []string{"/opt/cni/bin", "/usr/lib/cni"}
+)
 
 // Daemon is a running berthd.
 type Daemon struct {

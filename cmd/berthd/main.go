@@ -37,8 +37,9 @@ func main() {
 func newCommand() *cobra.Command {
 	var (
 		root, execRoot, bridgeName, logLevel, group string
-		clusterStore, clusterAdvertise              string
+		clusterStore, clusterAdvertise, cniConfDir  string
 		hosts, pools, dns, clusterOpts              []string
+		pluginDirs, cniBinDirs                      []string
 		useTLS, tlsVerify, insecureTCP              bool
 		tlsOpts                                     daemon.TLS
 	)
@@ -56,7 +57,8 @@ func newCommand() *cobra.Command {
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			cfg := daemon.Config{Hosts: hosts, Group: group, InsecureTCP: insecureTCP,
-				Root: root, ExecRoot: execRoot, BridgeName: bridgeName, Log: log}
+				Root: root, ExecRoot: execRoot, BridgeName: bridgeName, Log: log,
+				PluginDirs: pluginDirs, CNIConfDir: cniConfDir, CNIBinDirs: cniBinDirs}
 			if len(cfg.Hosts) == 0 {
 				cfg.Hosts = []string{"unix://" + filepath.Join(execRoot, "berth.sock")}
 			}
@@ -116,6 +118,9 @@ func newCommand() *cobra.Command {
 	f.StringVar(&clusterStore, "cluster-store", "", "join a cluster through etcd://IP:PORT[,IP:PORT…] (etcd's v3 API, 3.4 and later), or run one here with \"embedded\": an etcd member inside berthd, clients on --cluster-advertise and 127.0.0.1 at 2379, peers at 2380, data under --root")
 	f.StringVar(&clusterAdvertise, "cluster-advertise", "", "IP address other hosts of the cluster reach this one at (needed with --cluster-store)")
 	f.StringArrayVar(&clusterOpts, "cluster-store-opt", nil, "cluster store option KEY=VALUE[,…] (repeatable): cacert=FILE, cert=FILE, key=FILE for TLS to etcd")
+	f.StringArrayVar(&pluginDirs, "plugins-dir", daemon.DefaultPluginDirs, "directory of Docker's legacy network and IPAM plugins' NAME.sock, NAME.spec and NAME.json (repeatable)")
+	f.StringVar(&cniConfDir, "cni-conf-dir", daemon.DefaultCNIConfDir, "directory of CNI configurations (*.conf, *.conflist, *.json): each is a network named by its \"name\"")
+	f.StringArrayVar(&cniBinDirs, "cni-bin-dir", daemon.DefaultCNIBinDirs, "directory of CNI plugin binaries (repeatable; searched in order)")
 	f.StringArrayVar(&dns, "dns", nil, "DNS server for containers' names that are not containers' (repeatable; default: the host's)")
 	cmd.SetVersionTemplate("berthd version {{.Version}}\n")
 	return cmd

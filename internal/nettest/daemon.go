@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -158,7 +159,16 @@ func (d *Daemon) start() error {
 		return err
 	}
 	defer logf.Close()
-	args := append([]string{"--host", d.URL(), "--root", d.Root, "--exec-root", d.ExecRoot, "--log-level", "debug"}, d.Args...)
+	args := []string{"--host", d.URL(), "--root", d.Root, "--exec-root", d.ExecRoot, "--log-level", "debug"}
+	// The machine's own plugins and CNI configurations stay out of tests
+	// that do not name theirs.
+	if !slices.ContainsFunc(d.Args, func(a string) bool { return strings.HasPrefix(a, "--plugins-dir") }) {
+		args = append(args, "--plugins-dir", filepath.Join(d.Root, "..", "plugins"))
+	}
+	if !slices.ContainsFunc(d.Args, func(a string) bool { return strings.HasPrefix(a, "--cni-conf-dir") }) {
+		args = append(args, "--cni-conf-dir", filepath.Join(d.Root, "..", "cni"))
+	}
+	args = append(args, d.Args...)
 	cmd := exec.Command(berthd, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
