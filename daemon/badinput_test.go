@@ -119,7 +119,6 @@ func TestBadInputGetsDockersMessageAndChangesNothing(t *testing.T) {
 		{"remove predefined", "DELETE", "/networks/bridge", ``, 403, "bridge is a pre-defined network and cannot be removed"},
 		{"bad bridge option", "POST", "/networks/create", `{"Name":"x","Options":{"com.docker.network.bridge.enable_icc":"maybe"}}`, 400, `invalid value "maybe" for com.docker.network.bridge.enable_icc: must be true or false`},
 		{"bad mtu", "POST", "/networks/create", `{"Name":"x","Options":{"com.docker.network.driver.mtu":"9"}}`, 400, `invalid value "9" for com.docker.network.driver.mtu: must be a number from 68 to 65535`},
-		{"IPv6 without pool", "POST", "/networks/create", `{"Name":"x","EnableIPv6":true,"IPAM":{"Config":[{"Subnet":"172.29.40.0/24"}]}}`, 404, "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network"},
 		{"wrong content type", "POST", "/networks/create", `{"Name":"x"}`, 400, "unsupported Content-Type header (text/plain): must be 'application/json'"},
 		{"unknown route", "GET", "/nothing/here", ``, 404, "page not found"},
 		{"API version too new", "GET", "/v9.99/networks", ``, 400, "client version 9.99 is too new. Maximum supported API version is 1.56"},

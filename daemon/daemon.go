@@ -182,6 +182,7 @@ func New(cfg Config) (_ *Daemon, err error) {
 		// Docker's default for networks created without -d.
 		DefaultDriver: "bridge",
 		Pools:         cfg.Pools,
+		HostID:        d.id,
 		NamespaceDir:  filepath.Join(cfg.ExecRoot, "netns"),
 		Firewall:      d.fw,
 		DNS: &network.DNS{

@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -195,4 +196,17 @@ func CheckPoolOverlap(subnet netip.Prefix, existing []netip.Prefix) error {
 		}
 	}
 	return nil
+}
+
+// ULAPool is the default pool of IPv6 networks created without an IPv6
+// subnet, as Docker 27 and later have one: a unique local /48 (RFC 4193)
+// whose 40-bit global ID comes from seed (the daemon's ID), so it is the
+// same on every start of one host and differs between hosts, cut into
+// /64s.
+func ULAPool(seed string) PoolSpec {
+	sum := sha256.Sum256([]byte(seed))
+	var a [16]byte
+	a[0] = 0xfd
+	copy(a[1:6], sum[:5])
+	return PoolSpec{Base: netip.PrefixFrom(netip.AddrFrom16(a), 48), Size: 64}
 }

@@ -108,6 +108,8 @@ type Config struct {
 	DefaultDriver string
 	Kernel        Kernel
 	Pools         []ipam.PoolSpec
+	// HostID seeds the host's default IPv6 pool (see ipam.ULAPool).
+	HostID string
 	// NamespaceDir is where berth mounts the namespaces it creates.
 	NamespaceDir string
 	Firewall     Firewall

@@ -69,7 +69,6 @@ func TestCreateNetworkBadInput(t *testing.T) {
 		{"second none network", CreateOptions{Name: "x", Driver: "null"}, errdefs.IsPermissionDenied, `only one instance of "null" network is allowed`},
 		{"driver option", CreateOptions{Name: "x", Options: map[string]string{"bad": "1"}}, errdefs.IsInvalidArgument, "bad option 1"},
 		{"no family", CreateOptions{Name: "x", EnableIPv4: &v4}, errdefs.IsInvalidArgument, "a network needs IPv4 or IPv6"},
-		{"no IPv6 pool", CreateOptions{Name: "x", EnableIPv6: ptr(true)}, errdefs.IsNotFound, "non-overlapping IPv6 address pool"},
 		{"IPv6 subnet without IPv6", CreateOptions{Name: "x", IPAM: []ipam.Config{{Subnet: netip.MustParsePrefix("fd00::/64")}}}, errdefs.IsInvalidArgument, "IPv6 is not enabled"},
 		{"IPv4 subnet without IPv4", CreateOptions{Name: "x", EnableIPv4: &v4, EnableIPv6: ptr(true), IPAM: []ipam.Config{{Subnet: netip.MustParsePrefix("10.9.0.0/24")}, {Subnet: netip.MustParsePrefix("fd00::/64")}}}, errdefs.IsInvalidArgument, "IPv4 is disabled"},
 		{"overlap with bridge", CreateOptions{Name: "x", IPAM: []ipam.Config{{Subnet: netip.MustParsePrefix("172.17.1.0/24")}}}, errdefs.IsPermissionDenied, "overlaps"},
@@ -381,5 +380,44 @@ func TestAFailedRemoveKeepsTheNetworkWhole(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+func TestIPv6WithoutASubnetTakesA64OfTheHostsUniqueLocal48(t *testing.T) {
+	tb := newTestbed(t)
+	tb.c.Close()
+	tb.cfg.HostID = "host-a"
+	tb.start()
+	ula := ipam.ULAPool("host-a").Base
+	if ula.Bits() != 48 || ula.Addr().As16()[0] != 0xfd || ula == ipam.ULAPool("host-b").Base {
+		t.Fatalf("pool %s: want a unique local /48 that differs between hosts", ula)
+	}
+	a := tb.network("a", CreateOptions{EnableIPv6: ptr(true)})
+	b := tb.network("b", CreateOptions{EnableIPv6: ptr(true)})
+	var got []netip.Prefix
+	for _, n := range []Network{a, b} {
+		if len(n.IPAM.Pools) != 2 || !n.IPAM.Pools[0].Subnet.Addr().Is4() {
+			t.Fatalf("%s pools %+v, want an IPv4 and an IPv6 subnet", n.Name, n.IPAM.Pools)
+		}
+		p := n.IPAM.Pools[1]
+		if p.Subnet.Bits() != 64 || !ula.Contains(p.Subnet.Addr()) || p.Gateway != p.Subnet.Addr().Next() {
+			t.Errorf("%s IPv6 pool %+v, want a /64 of %s with its first address as gateway", n.Name, p, ula)
+		}
+		got = append(got, p.Subnet)
+	}
+	if got[0] == got[1] {
+		t.Errorf("two networks got the same subnet %s", got[0])
+	}
+	tb.sandbox("s")
+	if ep := tb.connect("s", "a", EndpointOptions{}); !ep.IPv6.IsValid() || !got[0].Contains(ep.IPv6.Addr()) {
+		t.Errorf("endpoint IPv6 %s, want one of %s", ep.IPv6, got[0])
+	}
+	// Pools of the operator's with an IPv6 one replace the default.
+	tb.c.Close()
+	tb.cfg.Pools = []ipam.PoolSpec{{Base: netip.MustParsePrefix("10.50.0.0/16"), Size: 24}, {Base: netip.MustParsePrefix("fd12:3456::/48"), Size: 64}}
+	tb.start()
+	c := tb.network("c", CreateOptions{EnableIPv6: ptr(true)})
+	if s := c.IPAM.Pools[1].Subnet.String(); s != "fd12:3456::/64" {
+		t.Errorf("with an IPv6 pool given, the subnet is %s", s)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -22,6 +23,11 @@ func New(cfg Config) (*Controller, error) {
 	pools := cfg.Pools
 	if len(pools) == 0 {
 		pools = ipam.DefaultLocalPools()
+	}
+	// IPv6 networks without a subnet take a /64 of the host's unique
+	// local /48, unless the pools given have IPv6 ones.
+	if !slices.ContainsFunc(pools, func(p ipam.PoolSpec) bool { return p.Base.Addr().Is6() }) {
+		pools = append(slices.Clone(pools), ipam.ULAPool(cfg.HostID))
 	}
 	space4, space6, err := splitPools(pools)
 	if err != nil {
