@@ -453,3 +453,40 @@ func TestDualStackNetworkGivesBothFamilies(t *testing.T) {
 		t.Errorf("%d working ports on the bridge, want 2", ports)
 	}
 }
+
+// --ipv6 without an IPv6 subnet: a /64 of the host's unique local /48, the
+// same after a restart, and working.
+func TestIPv6WithoutASubnetGetsAUniqueLocal64(t *testing.T) {
+	t.Parallel()
+	h := nettest.NewHost(t)
+	d := h.StartDaemon()
+	v6 := true
+	create(t, d, "ula", client.NetworkCreateOptions{EnableIPv6: &v6})
+	var sub6 netip.Prefix
+	for _, c := range inspect(t, d, "ula").IPAM.Config {
+		if c.Subnet.Addr().Is6() {
+			sub6 = c.Subnet
+		}
+	}
+	if sub6.Bits() != 64 || sub6.Addr().As16()[0] != 0xfd {
+		t.Fatalf("IPv6 subnet %s, want a unique local /64", sub6)
+	}
+	a, epA := attach(t, d, "a", "ula")
+	b, epB := attach(t, d, "b", "ula")
+	if !sub6.Contains(epA.GlobalIPv6Address) || !sub6.Contains(epB.GlobalIPv6Address) || epA.IPv6Gateway != sub6.Addr().Next() {
+		t.Fatalf("IPv6 addresses %s and %s via %s, want them in %s", epA.GlobalIPv6Address, epB.GlobalIPv6Address, epA.IPv6Gateway, sub6)
+	}
+	echoServer(t, b, "[::]:7000")
+	if err := roundTrip(a, netip.AddrPortFrom(epB.GlobalIPv6Address, 7000).String()); err != nil {
+		t.Errorf("a → b over the unique local subnet: %v", err)
+	}
+	// The /48 is the host's: a restart takes the next /64 of the same one.
+	d.Stop()
+	d.Start()
+	create(t, d, "ula2", client.NetworkCreateOptions{EnableIPv6: &v6})
+	for _, c := range inspect(t, d, "ula2").IPAM.Config {
+		if c.Subnet.Addr().Is6() && (c.Subnet == sub6 || netip.PrefixFrom(c.Subnet.Addr(), 48).Masked() != netip.PrefixFrom(sub6.Addr(), 48).Masked()) {
+			t.Errorf("second network's IPv6 subnet %s, want another /64 of %s's /48", c.Subnet, sub6)
+		}
+	}
+}
