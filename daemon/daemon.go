@@ -53,8 +53,13 @@ type Config struct {
 	// ExecRoot holds run-time files: namespace mounts and, by default, the
 	// socket.
 	ExecRoot string
-	// BridgeName is the device of the default "bridge" network.
-	BridgeName string
+	// BridgeName is the device of the default "bridge" network; IPv6,
+	// FixedCIDR and FixedCIDRv6 its addresses (dockerd's --ipv6,
+	// --fixed-cidr, --fixed-cidr-v6).
+	BridgeName  string
+	IPv6        bool
+	FixedCIDR   netip.Prefix
+	FixedCIDRv6 netip.Prefix
 	// Pools replace the default address pools when set.
 	Pools []ipam.PoolSpec
 	// DNS are the servers containers' other queries go to; empty means the

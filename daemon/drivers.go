@@ -18,8 +18,10 @@ func (d *Daemon) drivers() []driver.Driver {
 	if d.cluster != nil {
 		advertise = d.cluster.Advertise()
 	}
+	br := bridge.New(d.host, d.reaper, d.cfg.BridgeName)
+	br.DefaultAddresses(d.cfg.IPv6, d.cfg.FixedCIDR, d.cfg.FixedCIDRv6)
 	return []driver.Driver{
-		bridge.New(d.host, d.reaper, d.cfg.BridgeName),
+		br,
 		host.New(),
 		null.New(),
 		macvlan.New(d.host, d.reaper),

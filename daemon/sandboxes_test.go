@@ -490,3 +490,50 @@ func TestIPv6WithoutASubnetGetsAUniqueLocal64(t *testing.T) {
 		}
 	}
 }
+
+// dockerd's --ipv6, --fixed-cidr and --fixed-cidr-v6 for the default
+// bridge; the network follows the flags across restarts while nothing is
+// on it.
+func TestDefaultBridgeDualStackFromTheDaemonsFlags(t *testing.T) {
+	t.Parallel()
+	h := nettest.NewHost(t)
+	d := h.StartDaemon("--ipv6", "--fixed-cidr", "10.117.0.0/24", "--fixed-cidr-v6", "fd00:117::/64")
+	subnets := func() []string {
+		var out []string
+		for _, c := range inspect(t, d, "bridge").IPAM.Config {
+			out = append(out, c.Subnet.String())
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := subnets(); !slices.Equal(got, []string{"10.117.0.0/24", "fd00:117::/64"}) || !inspect(t, d, "bridge").EnableIPv6 {
+		t.Fatalf("default bridge subnets %v, want the flags'", got)
+	}
+	a, epA := attach(t, d, "a", "bridge")
+	b, epB := attach(t, d, "b", "bridge")
+	if epA.GlobalIPv6Address.String() != "fd00:117::2" || epA.IPAddress.String() != "10.117.0.2" || epA.IPv6Gateway.String() != "fd00:117::1" {
+		t.Fatalf("a on the default bridge: %s and %s via %s", epA.IPAddress, epA.GlobalIPv6Address, epA.IPv6Gateway)
+	}
+	echoServer(t, b, "[::]:7000")
+	if err := roundTrip(a, netip.AddrPortFrom(epB.GlobalIPv6Address, 7000).String()); err != nil {
+		t.Errorf("a → b over IPv6 on the default bridge: %v", err)
+	}
+	// Restarted with other flags while a and b are on it: it stays.
+	d.Stop()
+	d.Args = nil
+	d.Start()
+	if got := subnets(); !slices.Equal(got, []string{"10.117.0.0/24", "fd00:117::/64"}) {
+		t.Fatalf("default bridge with endpoints changed to %v", got)
+	}
+	for _, name := range []string{"a", "b"} {
+		if err := d.API.DisconnectSandbox(ctxT(t), name, api.SandboxDisconnectRequest{Network: "bridge"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// With nothing on it, it follows the flags: back to Docker's default.
+	d.Stop()
+	d.Start()
+	if got := subnets(); !slices.Equal(got, []string{"172.17.0.0/16"}) || inspect(t, d, "bridge").EnableIPv6 {
+		t.Errorf("default bridge without the flags: %v, want 172.17.0.0/16 alone", got)
+	}
+}

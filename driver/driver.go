@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/berth-net/berth/ipam"
 	"github.com/berth-net/berth/netdev"
 )
 
@@ -57,6 +58,12 @@ type Capabilities struct {
 type Predefined struct {
 	Name    string
 	Options map[string]string
+	// EnableIPv6 and IPAM are the network's address settings, as a
+	// create's (the default bridge's --ipv6 and --fixed-cidr-v6). When
+	// they change, the controller makes the network again if nothing is
+	// on it.
+	EnableIPv6 bool
+	IPAM       []ipam.Config
 }
 
 // NetworkInfo is what the controller needs of one network of the driver.

@@ -374,6 +374,26 @@ func (c *Controller) rewire(sb *sbState, ep *epState) error {
 	return nil
 }
 
+// addressSettingsMatch tells whether a recorded predefined network has
+// the address settings its driver gives it now: IPv6 on or off, and the
+// subnets given (not those taken from the default pools).
+func addressSettingsMatch(rec Network, p driver.Predefined) bool {
+	if rec.EnableIPv6 != p.EnableIPv6 {
+		return false
+	}
+	var given []netip.Prefix
+	for _, pool := range rec.IPAM.Pools {
+		if !pool.AutoSubnet {
+			given = append(given, pool.Subnet.Masked())
+		}
+	}
+	var want []netip.Prefix
+	for _, cfg := range p.IPAM {
+		want = append(want, cfg.Subnet.Masked())
+	}
+	return slices.Equal(given, want)
+}
+
 // ensurePredefined creates the drivers' predefined networks (bridge, host
 // and none; a CNI configuration's) when they are missing, and removes
 // those of a driver that has only predefined networks when it no longer
@@ -396,10 +416,20 @@ func (c *Controller) ensurePredefined() error {
 	sort.Strings(names)
 	for _, name := range names {
 		for _, p := range c.drivers[name].Capabilities().Predefined {
-			if _, ok := c.netNames[p.Name]; ok {
-				continue
+			if id, ok := c.netNames[p.Name]; ok {
+				nw := c.networks[id]
+				if nw == nil || addressSettingsMatch(nw.rec, p) {
+					continue
+				}
+				// The daemon's flags changed the network's addresses.
+				if err := c.deleteNetwork(nw); err != nil {
+					c.log.Warn("predefined network keeps its old address settings", "network", p.Name, "err", err)
+					continue
+				}
+				c.log.Info("predefined network made again with new address settings", "network", p.Name)
 			}
-			if _, err := c.createNetwork(CreateOptions{Name: p.Name, Driver: name, Options: p.Options, predefined: true}); err != nil {
+			opts := CreateOptions{Name: p.Name, Driver: name, Options: p.Options, EnableIPv6: &p.EnableIPv6, IPAM: p.IPAM, predefined: true}
+			if _, err := c.createNetwork(opts); err != nil {
 				return fmt.Errorf("create the %s network: %w", p.Name, err)
 			}
 		}

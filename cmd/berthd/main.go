@@ -38,6 +38,8 @@ func newCommand() *cobra.Command {
 	var (
 		root, execRoot, bridgeName, logLevel, group string
 		clusterStore, clusterAdvertise, cniConfDir  string
+		fixedCIDR, fixedCIDRv6                      string
+		ipv6                                        bool
 		hosts, pools, dns, clusterOpts              []string
 		pluginDirs, cniBinDirs                      []string
 		useTLS, tlsVerify, insecureTCP              bool
@@ -58,7 +60,10 @@ func newCommand() *cobra.Command {
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			cfg := daemon.Config{Hosts: hosts, Group: group, InsecureTCP: insecureTCP,
 				Root: root, ExecRoot: execRoot, BridgeName: bridgeName, Log: log,
-				PluginDirs: pluginDirs, CNIConfDir: cniConfDir, CNIBinDirs: cniBinDirs}
+				PluginDirs: pluginDirs, CNIConfDir: cniConfDir, CNIBinDirs: cniBinDirs, IPv6: ipv6}
+			if err := parseFixedCIDRs(&cfg, fixedCIDR, fixedCIDRv6); err != nil {
+				return err
+			}
 			if len(cfg.Hosts) == 0 {
 				cfg.Hosts = []string{"unix://" + filepath.Join(execRoot, "berth.sock")}
 			}
@@ -118,6 +123,9 @@ func newCommand() *cobra.Command {
 	f.StringVar(&clusterStore, "cluster-store", "", "join a cluster through etcd://IP:PORT[,IP:PORT…] (etcd's v3 API, 3.4 and later), or run one here with \"embedded\": an etcd member inside berthd, clients on --cluster-advertise and 127.0.0.1 at 2379, peers at 2380, data under --root")
 	f.StringVar(&clusterAdvertise, "cluster-advertise", "", "IP address other hosts of the cluster reach this one at (needed with --cluster-store)")
 	f.StringArrayVar(&clusterOpts, "cluster-store-opt", nil, "cluster store option KEY=VALUE[,…] (repeatable): cacert=FILE, cert=FILE, key=FILE for TLS to etcd")
+	f.BoolVar(&ipv6, "ipv6", false, "give the default \"bridge\" network IPv6 addresses too (a /64 of the host's unique local /48 unless --fixed-cidr-v6)")
+	f.StringVar(&fixedCIDR, "fixed-cidr", "", "IPv4 subnet of the default \"bridge\" network (instead of the first free one of the default pools)")
+	f.StringVar(&fixedCIDRv6, "fixed-cidr-v6", "", "IPv6 subnet of the default \"bridge\" network (needs --ipv6)")
 	f.StringArrayVar(&pluginDirs, "plugins-dir", daemon.DefaultPluginDirs, "directory of Docker's legacy network and IPAM plugins' NAME.sock, NAME.spec and NAME.json (repeatable)")
 	f.StringVar(&cniConfDir, "cni-conf-dir", daemon.DefaultCNIConfDir, "directory of CNI configurations (*.conf, *.conflist, *.json): each is a network named by its \"name\"")
 	f.StringArrayVar(&cniBinDirs, "cni-bin-dir", daemon.DefaultCNIBinDirs, "directory of CNI plugin binaries (repeatable; searched in order)")
@@ -134,4 +142,26 @@ func defaultCertPath() string {
 	}
 	home, _ := os.UserHomeDir()
 	return filepath.Join(home, ".docker")
+}
+
+// parseFixedCIDRs reads --fixed-cidr and --fixed-cidr-v6 into cfg.
+func parseFixedCIDRs(cfg *daemon.Config, v4, v6 string) error {
+	if v4 != "" {
+		p, err := netip.ParsePrefix(v4)
+		if err != nil || !p.Addr().Is4() {
+			return fmt.Errorf("invalid --fixed-cidr %q: an IPv4 subnet such as 172.17.0.0/16 is expected", v4)
+		}
+		cfg.FixedCIDR = p.Masked()
+	}
+	if v6 != "" {
+		p, err := netip.ParsePrefix(v6)
+		if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() {
+			return fmt.Errorf("invalid --fixed-cidr-v6 %q: an IPv6 subnet such as fd00:dead:beef::/64 is expected", v6)
+		}
+		if !cfg.IPv6 {
+			return fmt.Errorf("--fixed-cidr-v6 needs --ipv6")
+		}
+		cfg.FixedCIDRv6 = p.Masked()
+	}
+	return nil
 }

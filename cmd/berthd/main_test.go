@@ -25,6 +25,9 @@ func TestClusterFlagsRefusedWithClearMessages(t *testing.T) {
 		{[]string{"--cluster-store", "embedded", "--cluster-advertise", "eth0"}, `invalid --cluster-advertise "eth0": not an IP address`},
 		{[]string{"--cluster-store", "embedded", "--cluster-advertise", "10.1.0.7", "--cluster-store-opt", "cafile=/ca.pem"},
 			`invalid --cluster-store-opt "cafile=/ca.pem": unknown option "cafile"`},
+		{[]string{"--fixed-cidr", "fd00::/64"}, `invalid --fixed-cidr "fd00::/64": an IPv4 subnet`},
+		{[]string{"--fixed-cidr-v6", "10.1.0.0/16", "--ipv6"}, `invalid --fixed-cidr-v6 "10.1.0.0/16": an IPv6 subnet`},
+		{[]string{"--fixed-cidr-v6", "fd00:1::/64"}, "--fixed-cidr-v6 needs --ipv6"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			cmd := newCommand()

@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/berth-net/berth/driver"
+	"github.com/berth-net/berth/ipam"
 	"github.com/berth-net/berth/netdev"
 	"github.com/berth-net/berth/netdev/reap"
 )
@@ -46,8 +47,11 @@ type State struct {
 type Driver struct {
 	host   *netdev.Host
 	reaper *reap.Reaper
-	// defaultBridge is the device of the predefined "bridge" network.
+	// defaultBridge is the device of the predefined "bridge" network;
+	// defaultIPv6 and defaultIPAM its address settings.
 	defaultBridge string
+	defaultIPv6   bool
+	defaultIPAM   []ipam.Config
 
 	bridges *Bridges
 
@@ -75,7 +79,20 @@ func (d *Driver) Capabilities() driver.Capabilities {
 			OptionHostBindingV4: "0.0.0.0",
 			OptionBridgeName:    d.defaultBridge,
 			OptionMTU:           strconv.Itoa(defaultMTU),
-		}}},
+		}, EnableIPv6: d.defaultIPv6, IPAM: d.defaultIPAM}},
+	}
+}
+
+// DefaultAddresses sets the default "bridge" network's addresses, as
+// dockerd's --ipv6, --fixed-cidr and --fixed-cidr-v6 do: a subnet given
+// for a family replaces the one from the default pools.
+func (d *Driver) DefaultAddresses(ipv6 bool, fixed4, fixed6 netip.Prefix) {
+	d.defaultIPv6 = ipv6
+	d.defaultIPAM = nil
+	for _, p := range []netip.Prefix{fixed4, fixed6} {
+		if p.IsValid() {
+			d.defaultIPAM = append(d.defaultIPAM, ipam.Config{Subnet: p.Masked()})
+		}
 	}
 }
 
