@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"testing"
@@ -90,7 +91,7 @@ func TestDeadFirstUpstreamIsSkippedQuickly(t *testing.T) {
 // closedPort returns a loopback address where nothing listens, so that a
 // query there meets ICMP port unreachable.
 func closedPort(t *testing.T) netip.AddrPort {
-	pc, ln := listenBoth(t)
+	pc, ln := listenBoth(t, "127.0.0.1")
 	pc.Close()
 	ln.Close()
 	return netip.MustParseAddrPort(pc.LocalAddr().String())
@@ -255,5 +256,32 @@ func TestEDNSClientsGetAnOPTRecordBack(t *testing.T) {
 		if m = c.ask(t, "udp", name, dns.TypeA); m.IsEdns0() != nil {
 			t.Fatalf("%s without EDNS: want no OPT record, got\n%v", name, m)
 		}
+	}
+}
+
+// An IPv6 upstream (a host whose resolv.conf names one, or --dns) is asked
+// over UDP and, for a truncated answer, over TCP, as an IPv4 one is.
+func TestIPv6UpstreamsAreAskedOverUDPAndTCP(t *testing.T) {
+	if pc, err := net.ListenPacket("udp", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	} else {
+		pc.Close()
+	}
+	up := startUpstreamAt(t, "::1", func(q *dns.Msg, tcp bool) *dns.Msg {
+		m := reply(t, q, dns.RcodeSuccess, []string{q.Question[0].Name + " 60 IN AAAA 2001:db8::7"})
+		if q.Question[0].Name == "big.example." && !tcp {
+			m.Answer, m.Truncated = nil, true
+		}
+		return m
+	})
+	if !up.addr.Addr().Is6() {
+		t.Fatalf("upstream at %s", up.addr)
+	}
+	c := attach(t, New(NewTable(), quietOptions()), Scope{Upstreams: []netip.AddrPort{up.addr}})
+	if got := addrs(c.ask(t, "udp", "example.com", dns.TypeAAAA)); !slices.Equal(got, []string{"2001:db8::7"}) || up.udp.Load() != 1 {
+		t.Fatalf("through [::1]: %v, upstream asked %d times over UDP", got, up.udp.Load())
+	}
+	if got := addrs(c.ask(t, "udp", "big.example", dns.TypeAAAA)); !slices.Equal(got, []string{"2001:db8::7"}) || up.tcp.Load() != 1 {
+		t.Fatalf("truncated answer through [::1]: %v, upstream asked %d times over TCP", got, up.tcp.Load())
 	}
 }

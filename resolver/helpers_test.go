@@ -69,6 +69,12 @@ type answerFunc func(q *dns.Msg, tcp bool) *dns.Msg
 
 func startUpstream(t testing.TB, answer answerFunc) *upstream {
 	t.Helper()
+	return startUpstreamAt(t, "127.0.0.1", answer)
+}
+
+// startUpstreamAt is startUpstream on the loopback address host.
+func startUpstreamAt(t testing.TB, host string, answer answerFunc) *upstream {
+	t.Helper()
 	u := &upstream{}
 	handler := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
 		tcp := w.RemoteAddr().Network() == "tcp"
@@ -81,7 +87,7 @@ func startUpstream(t testing.TB, answer answerFunc) *upstream {
 			w.WriteMsg(m)
 		}
 	})
-	pc, ln := listenBoth(t)
+	pc, ln := listenBoth(t, host)
 	u.addr = netip.MustParseAddrPort(pc.LocalAddr().String())
 	for _, s := range []*dns.Server{{PacketConn: pc, Handler: handler}, {Listener: ln, Handler: handler}} {
 		started := make(chan struct{})
@@ -94,10 +100,10 @@ func startUpstream(t testing.TB, answer answerFunc) *upstream {
 }
 
 // listenBoth opens a UDP socket and a TCP listener on the same loopback port.
-func listenBoth(t testing.TB) (net.PacketConn, net.Listener) {
+func listenBoth(t testing.TB, host string) (net.PacketConn, net.Listener) {
 	t.Helper()
 	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			t.Fatal(err)
 		}
