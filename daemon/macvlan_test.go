@@ -10,6 +10,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-net/berth/internal/nettest"
 )
@@ -272,5 +273,46 @@ func TestStockDockerCLICreatesMacvlanNetworks(t *testing.T) {
 	echoServer(t, lan.Machine, ":80")
 	if err := roundTrip(netnsOf(t, d, id), "10.77.0.100:80"); err != nil {
 		t.Errorf("container started by docker on the macvlan network: %v", err)
+	}
+}
+
+// A macvlan network takes an IPv6 subnet too: containers are IPv6 hosts of
+// the LAN, with names answering AAAA.
+func TestMacvlanDualStack(t *testing.T) {
+	t.Parallel()
+	h, d := containerHost(t)
+	lan := h.AddLAN()
+	eth0, err := lan.Machine.Netlink.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	machine6, _ := netlink.ParseAddr("fd00:77::100/64")
+	machine6.Flags = unix.IFA_F_NODAD
+	if err := lan.Machine.Netlink.AddrAdd(eth0, machine6); err != nil {
+		t.Fatal(err)
+	}
+	v6 := true
+	create(t, d, "lan6", client.NetworkCreateOptions{Driver: "macvlan", EnableIPv6: &v6, Options: map[string]string{"parent": lan.Parent},
+		IPAM: &network.IPAM{Config: []network.IPAMConfig{
+			{Subnet: mustPrefix("10.77.0.0/24"), Gateway: mustAddr("10.77.0.1")},
+			{Subnet: mustPrefix("fd00:77::/64"), Gateway: mustAddr("fd00:77::1")},
+		}}})
+	a := runContainer(t, d, withAliases("m6a", "lan6"))
+	runContainer(t, d, withAliases("m6b", "lan6"))
+	ep := inspectContainer(t, d, a).NetworkSettings.Networks["lan6"]
+	if ep == nil || ep.GlobalIPv6Address.String() != "fd00:77::2" || ep.IPv6Gateway.String() != "fd00:77::1" {
+		t.Fatalf("a's endpoint on lan6: %+v", ep)
+	}
+	aNS := netnsOf(t, d, a)
+	echoServer(t, lan.Machine, "[::]:80")
+	echoServer(t, aNS, "[::]:81")
+	if err := roundTrip(aNS, "[fd00:77::100]:80"); err != nil {
+		t.Errorf("container to the LAN's machine over IPv6: %v", err)
+	}
+	if err := roundTrip(lan.Machine, "[fd00:77::2]:81"); err != nil {
+		t.Errorf("the LAN's machine to a container over IPv6: %v", err)
+	}
+	if got := answers(dnsAsk(t, aNS, "m6b", dns.TypeAAAA)); strings.Join(got, ",") != "fd00:77::3" {
+		t.Errorf("m6b's AAAA on the macvlan network: %v", got)
 	}
 }
