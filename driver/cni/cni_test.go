@@ -48,6 +48,12 @@ func newTestNet(t *testing.T) *testNet {
 	t.Helper()
 	nettest.RequireRoot(t)
 	t.Parallel()
+	return newNet(t)
+}
+
+func newNet(t testing.TB) *testNet {
+	t.Helper()
+	nettest.RequireRoot(t)
 	bin := cnitest.Plugins(t)
 	n := &testNet{host: nettest.NewHost(t), dataDir: t.TempDir()}
 	confDir := t.TempDir()
@@ -77,7 +83,7 @@ func newTestNet(t *testing.T) *testNet {
 
 // sandbox is a fresh namespace, for the test to look into and opened as
 // the controller opens a sandbox's.
-func (n *testNet) sandbox(t *testing.T, name string) (*nettest.Namespace, *netdev.Namespace) {
+func (n *testNet) sandbox(t testing.TB, name string) (*nettest.Namespace, *netdev.Namespace) {
 	t.Helper()
 	tn := n.host.NewNamespace(name)
 	ns, err := netdev.OpenNamespace(tn.Path)
@@ -92,7 +98,7 @@ func endpoint(id byte) *driver.Endpoint {
 	return &driver.Endpoint{ID: strings.Repeat(string(id), 64), IfName: "eth0"}
 }
 
-func (n *testNet) join(t *testing.T, ep *driver.Endpoint, ns *netdev.Namespace) driver.JoinInfo {
+func (n *testNet) join(t testing.TB, ep *driver.Endpoint, ns *netdev.Namespace) driver.JoinInfo {
 	t.Helper()
 	info, err := n.drv.Join(n.nw, ep, ns)
 	if err != nil {
@@ -342,5 +348,21 @@ func TestRequestedAddressAndMAC(t *testing.T) {
 	}
 	if addrs, _ := c1.Addrs("eth0"); !slices.Equal(addrs, []string{"10.77.0.3/24"}) {
 		t.Errorf("eth0 has %v", addrs)
+	}
+}
+
+// BenchmarkJoinLeave is one container's attach and detach through the
+// chain: bridge, host-local and portmap, each an exec of its own, for ADD
+// and for DEL.
+func BenchmarkJoinLeave(b *testing.B) {
+	n := newNet(b)
+	_, ns := n.sandbox(b, "c1")
+	ep := endpoint('a')
+	ep.Ports = []driver.PortBinding{{Proto: "tcp", HostPort: 18080, Port: 80}}
+	for b.Loop() {
+		n.join(b, ep, ns)
+		if err := n.drv.Leave(n.nw, ep, ns); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
