@@ -204,13 +204,19 @@ func runtimeConf(ep *driver.Endpoint, nsPath string) *libcni.RuntimeConf {
 // does not hold two addresses. A failed ADD is deleted again, as the spec
 // asks of runtimes.
 func (d *Driver) Join(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) (driver.JoinInfo, error) {
-	c, err := d.config(nw)
-	if err != nil {
-		return driver.JoinInfo{}, err
-	}
 	rt := runtimeConf(ep, ns.Path())
 	ctx, cancel := context.WithTimeout(context.Background(), pluginTimeout)
 	defer cancel()
+	c, err := d.config(nw)
+	if err != nil {
+		// The configuration is gone since an earlier join (the controller
+		// joins again what Restore found broken): the cache still tells
+		// what to undo, and the controller will drop the endpoint.
+		if derr := d.del(ctx, nw.Name, nil, rt); derr != nil && !errors.Is(derr, errNoConfig) {
+			d.log.Warn("undo a join of a CNI network whose configuration is gone", "network", nw.Name, "endpoint", ep.ID, "err", derr)
+		}
+		return driver.JoinInfo{}, err
+	}
 	if cached, _, _ := d.cni.GetNetworkListCachedConfig(c.List, rt); cached != nil {
 		if err := d.del(ctx, nw.Name, c, rt); err != nil {
 			return driver.JoinInfo{}, fmt.Errorf("undo the earlier join of %s to CNI network %s: %w", ep.IfName, nw.Name, err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/vishvananda/netlink"
 
 	"github.com/berth-net/berth/driver"
@@ -42,6 +43,8 @@ type testNet struct {
 	drv     *cni.Driver
 	nw      *driver.Network
 	dataDir string
+	bin     string
+	cache   string
 }
 
 func newTestNet(t *testing.T) *testNet {
@@ -54,19 +57,12 @@ func newTestNet(t *testing.T) *testNet {
 func newNet(t testing.TB) *testNet {
 	t.Helper()
 	nettest.RequireRoot(t)
-	bin := cnitest.Plugins(t)
-	n := &testNet{host: nettest.NewHost(t), dataDir: t.TempDir()}
+	n := &testNet{host: nettest.NewHost(t), dataDir: t.TempDir(), bin: cnitest.Plugins(t), cache: t.TempDir()}
 	confDir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(confDir, "10-test.conflist"), fmt.Appendf(nil, chain, n.dataDir), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(t.Output(), nil))
-	cache := t.TempDir()
-	n.host.Do(func() error {
-		n.drv = cni.New(confDir, []string{bin}, cache, log)
-		return nil
-	})
-	t.Cleanup(n.drv.Close)
+	n.drv = n.newDriver(t, confDir)
 	p := n.drv.Capabilities().Predefined
 	if len(p) != 1 {
 		t.Fatalf("predefined networks %+v", p)
@@ -79,6 +75,19 @@ func newNet(t testing.TB) *testNet {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// newDriver makes a driver in the host, as berthd does at its start.
+func (n *testNet) newDriver(t testing.TB, confDir string) *cni.Driver {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	var d *cni.Driver
+	n.host.Do(func() error {
+		d = cni.New(confDir, []string{n.bin}, n.cache, log)
+		return nil
+	})
+	t.Cleanup(d.Close)
+	return d
 }
 
 // sandbox is a fresh namespace, for the test to look into and opened as
@@ -327,6 +336,46 @@ func TestRestoreTellsIntactFromBroken(t *testing.T) {
 	}
 	if _, ok, err := n.drv.Restore(n.nw, ep, ns1); err != nil || ok {
 		t.Errorf("restore after eth0 lost its address: intact %v, %v", ok, err)
+	}
+}
+
+// A configuration deleted while containers are on its network: berthd
+// starts again without it, and what the plugins made is still undone,
+// from libcni's cache of each join.
+func TestConfigurationRemovedWhileJoined(t *testing.T) {
+	n := newTestNet(t)
+	c1, ns1 := n.sandbox(t, "c1")
+	c2, ns2 := n.sandbox(t, "c2")
+	ep1, ep2 := endpoint('a'), endpoint('b')
+	n.join(t, ep1, ns1)
+	n.join(t, ep2, ns2)
+
+	d := n.newDriver(t, t.TempDir())
+	if p := d.Capabilities().Predefined; len(p) != 0 {
+		t.Fatalf("predefined %+v from an empty directory", p)
+	}
+	// The controller finds the endpoint broken and joins it again, which
+	// fails: the endpoint is dropped.
+	if _, ok, err := d.Restore(n.nw, ep1, ns1); ok || err != nil {
+		t.Fatalf("restore: intact %v, %v", ok, err)
+	}
+	if _, err := d.Join(n.nw, ep1, ns1); !errdefs.IsNotFound(err) {
+		t.Fatalf("join: %v, want not found", err)
+	}
+	// The network is removed, its endpoints leaving.
+	if err := d.Leave(n.nw, ep2, ns2); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*nettest.Namespace{c1, c2} {
+		if names, _ := c.LinkNames(); slices.Contains(names, "eth0") {
+			t.Errorf("%s still has eth0", filepath.Base(c.Path))
+		}
+	}
+	if held := n.addressesHeld(t); len(held) != 0 {
+		t.Errorf("host-local still holds %v", held)
+	}
+	if got := hostLinks(t, n.host); !slices.Equal(got, []string{"lo", "cni-t0"}) {
+		t.Errorf("host links: %v, want lo and the bridge", got)
 	}
 }
 
