@@ -40,7 +40,6 @@ const pluginTimeout = 30 * time.Second
 // Driver runs the chains of the CNI configurations it found at its start.
 type Driver struct {
 	confDir string
-	binDirs []string
 	configs []*Config
 	byName  map[string]*Config
 	cni     *libcni.CNIConfig
@@ -55,7 +54,7 @@ type Driver struct {
 // which DEL and CHECK use and which must survive a restart of berthd.
 // The namespace New is called in is the host the plugins work on.
 func New(confDir string, binDirs []string, cacheDir string, log *slog.Logger) *Driver {
-	d := &Driver{confDir: confDir, binDirs: binDirs, byName: map[string]*Config{}, log: log, home: netns.None()}
+	d := &Driver{confDir: confDir, byName: map[string]*Config{}, log: log, home: netns.None()}
 	d.configs = LoadConfigs(confDir, log)
 	for _, c := range d.configs {
 		d.byName[c.Name()] = c

@@ -7,7 +7,8 @@
 //
 // The package owns the reading of configuration files and the calls to
 // plugins, with the results libcni caches under the driver's cache
-// directory. It does not touch devices itself: what the plugins make in
-// the host and the sandbox is theirs, and the driver only reads back the
-// sandbox's interface to report it.
+// directory. It does not make or change devices: what the plugins make in
+// the host and the sandbox is theirs. The driver reads back the sandbox's
+// interface to report it, and deletes it itself only when neither the
+// configuration nor the cache is left to run the plugins' DEL with.
 package cni
