@@ -23,14 +23,14 @@ import (
 )
 
 // containerHost is a test host with berthd and the busybox image.
-func containerHost(t *testing.T) (*nettest.Host, *nettest.Daemon) {
+func containerHost(t *testing.T, args ...string) (*nettest.Host, *nettest.Daemon) {
 	t.Helper()
 	tar := nettest.BusyboxImage(t)
 	if _, err := os.Stat("/usr/sbin/runc"); err != nil {
 		t.Skip("needs runc (Debian package runc)")
 	}
 	h := nettest.NewHost(t)
-	d := h.StartDaemon()
+	d := h.StartDaemon(args...)
 	f, err := os.Open(tar)
 	if err != nil {
 		t.Fatal(err)

@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"net/netip"
+	"path/filepath"
 
 	"github.com/berth-net/berth/driver"
 	"github.com/berth-net/berth/driver/bridge"
+	"github.com/berth-net/berth/driver/cni"
 	"github.com/berth-net/berth/driver/host"
 	"github.com/berth-net/berth/driver/macvlan"
 	"github.com/berth-net/berth/driver/null"
@@ -28,5 +30,8 @@ func (d *Daemon) drivers() []driver.Driver {
 		macvlan.NewIPVlan(d.host, d.reaper),
 		// Refused without a cluster store, by the controller.
 		overlay.New(d.host, d.reaper, advertise),
+		// Each CNI configuration is a network; the results libcni keeps
+		// for DEL and CHECK live with the state.
+		cni.New(d.cfg.CNIConfDir, d.cfg.CNIBinDirs, filepath.Join(d.cfg.Root, "cni"), d.cfg.Log),
 	}
 }
