@@ -352,6 +352,14 @@ func TestDriverWithOwnAddressesAndPorts(t *testing.T) {
 	if tb.kernel.heldPorts() != 0 {
 		t.Errorf("disconnect left %d host ports held", tb.kernel.heldPorts())
 	}
+	// A configuration named as a network of another driver leaves that
+	// network alone.
+	tb.network("mine", CreateOptions{})
+	cni.caps.Predefined = []driver.Predefined{{Name: "podnet"}, {Name: "mine", EnableIPv6: true}}
+	tb.restart()
+	if n, err := tb.c.InspectNetwork("mine"); err != nil || n.Driver != "bridge" {
+		t.Fatalf("the user's network after a CNI configuration took its name: %+v, %v", n, err)
+	}
 	// Its configuration replaced by another: the old network goes, once
 	// nothing is on it, and the new one comes.
 	cni.caps.Predefined = []driver.Predefined{{Name: "other"}}

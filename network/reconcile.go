@@ -418,6 +418,11 @@ func (c *Controller) ensurePredefined() error {
 		for _, p := range c.drivers[name].Capabilities().Predefined {
 			if id, ok := c.netNames[p.Name]; ok {
 				nw := c.networks[id]
+				if nw != nil && nw.rec.Driver != name {
+					// A CNI configuration named as a user's network.
+					c.log.Warn("a driver's predefined network has the name of another network: left out", "network", p.Name, "driver", name, "owner", nw.rec.Driver)
+					continue
+				}
 				if nw == nil || addressSettingsMatch(nw.rec, p) {
 					continue
 				}
