@@ -24,6 +24,7 @@ import (
 	"github.com/berth-net/berth/netdev"
 	"github.com/berth-net/berth/netdev/reap"
 	"github.com/berth-net/berth/network"
+	"github.com/berth-net/berth/plugins"
 	"github.com/berth-net/berth/resolver"
 	"github.com/berth-net/berth/store"
 	"github.com/berth-net/berth/volume"
@@ -188,8 +189,11 @@ func New(cfg Config) (_ *Daemon, err error) {
 		DefaultDriver: "bridge",
 		Pools:         cfg.Pools,
 		HostID:        d.id,
-		NamespaceDir:  filepath.Join(cfg.ExecRoot, "netns"),
-		Firewall:      d.fw,
+		// Docker's legacy plugins, found by name the first time a
+		// network names one.
+		Plugins:      plugins.New(cfg.PluginDirs, cfg.Log),
+		NamespaceDir: filepath.Join(cfg.ExecRoot, "netns"),
+		Firewall:     d.fw,
 		DNS: &network.DNS{
 			Table: table, Resolver: resolver.New(table, resolver.Options{Logger: cfg.Log}),
 			Upstreams: func() []netip.AddrPort {

@@ -1,0 +1,189 @@
+package daemon_test
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	pnet "github.com/docker/go-plugins-helpers/network"
+	"github.com/vishvananda/netlink"
+
+	"github.com/berth-net/berth/internal/nettest"
+)
+
+// bridgePlugin is a third-party network plugin as weave's or kuryr's are,
+// written with go-plugins-helpers: a bridge of its own per network in the
+// host, a veth pair per endpoint whose one end it hands berthd in Join.
+type bridgePlugin struct {
+	h     *nettest.Host
+	mu    sync.Mutex
+	gw    map[string]string // network ID → gateway
+	calls []string
+}
+
+func (p *bridgePlugin) called(m string) {
+	p.mu.Lock()
+	p.calls = append(p.calls, m)
+	p.mu.Unlock()
+}
+
+func short(id string) string { return id[:8] }
+
+func (p *bridgePlugin) GetCapabilities() (*pnet.CapabilitiesResponse, error) {
+	return &pnet.CapabilitiesResponse{Scope: pnet.LocalScope}, nil
+}
+
+func (p *bridgePlugin) CreateNetwork(r *pnet.CreateNetworkRequest) error {
+	p.called("CreateNetwork")
+	name := "tp" + short(r.NetworkID)
+	if _, err := p.h.Netlink.LinkByName(name); err == nil {
+		return nil // berthd asks again at every start
+	}
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
+	if err := p.h.Netlink.LinkAdd(br); err != nil {
+		return err
+	}
+	gw, err := netlink.ParseAddr(r.IPv4Data[0].Gateway)
+	if err != nil {
+		return err
+	}
+	if err := p.h.Netlink.AddrAdd(br, gw); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.gw[r.NetworkID] = gw.IP.String()
+	p.mu.Unlock()
+	return p.h.Netlink.LinkSetUp(br)
+}
+
+func (p *bridgePlugin) DeleteNetwork(r *pnet.DeleteNetworkRequest) error {
+	p.called("DeleteNetwork")
+	if l, err := p.h.Netlink.LinkByName("tp" + short(r.NetworkID)); err == nil {
+		return p.h.Netlink.LinkDel(l)
+	}
+	return nil
+}
+
+func (p *bridgePlugin) CreateEndpoint(*pnet.CreateEndpointRequest) (*pnet.CreateEndpointResponse, error) {
+	p.called("CreateEndpoint")
+	return &pnet.CreateEndpointResponse{}, nil
+}
+
+func (p *bridgePlugin) Join(r *pnet.JoinRequest) (*pnet.JoinResponse, error) {
+	p.called("Join")
+	br, err := p.h.Netlink.LinkByName("tp" + short(r.NetworkID))
+	if err != nil {
+		return nil, err
+	}
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "tph" + short(r.EndpointID), MasterIndex: br.Attrs().Index}, PeerName: "tpc" + short(r.EndpointID)}
+	if err := p.h.Netlink.LinkAdd(veth); err != nil {
+		return nil, err
+	}
+	if err := p.h.Netlink.LinkSetUp(veth); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	gw := p.gw[r.NetworkID]
+	p.mu.Unlock()
+	return &pnet.JoinResponse{InterfaceName: pnet.InterfaceName{SrcName: "tpc" + short(r.EndpointID), DstPrefix: "eth"}, Gateway: gw}, nil
+}
+
+func (p *bridgePlugin) Leave(r *pnet.LeaveRequest) error {
+	p.called("Leave")
+	if l, err := p.h.Netlink.LinkByName("tph" + short(r.EndpointID)); err == nil {
+		return p.h.Netlink.LinkDel(l)
+	}
+	return nil
+}
+
+func (p *bridgePlugin) DeleteEndpoint(*pnet.DeleteEndpointRequest) error {
+	p.called("DeleteEndpoint")
+	return nil
+}
+
+func (p *bridgePlugin) EndpointInfo(*pnet.InfoRequest) (*pnet.InfoResponse, error) {
+	return &pnet.InfoResponse{Value: map[string]string{}}, nil
+}
+func (p *bridgePlugin) AllocateNetwork(*pnet.AllocateNetworkRequest) (*pnet.AllocateNetworkResponse, error) {
+	return &pnet.AllocateNetworkResponse{}, nil
+}
+func (p *bridgePlugin) FreeNetwork(*pnet.FreeNetworkRequest) error       { return nil }
+func (p *bridgePlugin) DiscoverNew(*pnet.DiscoveryNotification) error    { return nil }
+func (p *bridgePlugin) DiscoverDelete(*pnet.DiscoveryNotification) error { return nil }
+func (p *bridgePlugin) ProgramExternalConnectivity(*pnet.ProgramExternalConnectivityRequest) error {
+	p.called("ProgramExternalConnectivity")
+	return nil
+}
+func (p *bridgePlugin) RevokeExternalConnectivity(*pnet.RevokeExternalConnectivityRequest) error {
+	p.called("RevokeExternalConnectivity")
+	return nil
+}
+
+// servePlugin serves p as NAME.sock in dir until the test ends.
+func servePlugin(t *testing.T, dir, name string, p pnet.Driver) {
+	t.Helper()
+	l, err := net.Listen("unix", filepath.Join(dir, name+".sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go pnet.NewHandler(p).Serve(l)
+}
+
+// A network of a third-party plugin carries containers that reach and
+// resolve each other, and comes back after a restart of berthd.
+func TestRemoteNetworkPluginCarriesContainers(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h, d := containerHost(t, "--plugins-dir", dir)
+	p := &bridgePlugin{h: h, gw: map[string]string{}}
+	servePlugin(t, dir, "tbridge", p)
+
+	if _, stderr, code := docker(t, d, "network", "create", "-d", "nosuchplugin", "x"); code == 0 || !strings.Contains(stderr, `plugin "nosuchplugin" not found`) {
+		t.Errorf("unknown plugin: exit %d, %s", code, stderr)
+	}
+	dockerOK(t, d, "network", "create", "-d", "tbridge", "--subnet", "10.123.0.0/24", "weave")
+	id := strings.TrimSpace(dockerOK(t, d, "network", "inspect", "-f", "{{.ID}}", "weave"))
+	if _, err := h.Netlink.LinkByName("tp" + short(id)); err != nil {
+		t.Fatalf("the plugin's bridge: %v", err)
+	}
+	dockerOK(t, d, "run", "-d", "--name", "ca", "--network", "weave", "busybox", "sleep", "100000")
+	dockerOK(t, d, "run", "-d", "--name", "cb", "--network", "weave", "--network-alias", "bee", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
+	if ip := strings.TrimSpace(dockerOK(t, d, "inspect", "-f", "{{.NetworkSettings.Networks.weave.IPAddress}}", "cb")); ip != "10.123.0.3" {
+		t.Errorf("b's address %q, want 10.123.0.3 from berth's IPAM", ip)
+	}
+	check := func(when string) {
+		t.Helper()
+		if out := dockerOK(t, d, "exec", "ca", "wget", "-qO-", "http://bee/hostname"); strings.TrimSpace(out) == "" {
+			t.Errorf("%s: a → bee by name: empty answer", when)
+		}
+		if out := dockerOK(t, d, "exec", "ca", "ip", "-o", "addr", "show", "eth0"); !strings.Contains(out, "10.123.0.2/24") {
+			t.Errorf("%s: a's eth0: %s", when, out)
+		}
+	}
+	check("after run")
+	d.Stop()
+	d.Start()
+	check("after a restart of berthd")
+	dockerOK(t, d, "rm", "-f", "ca", "cb")
+	if _, stderr, code := docker(t, d, "network", "rm", "weave"); code != 0 {
+		t.Fatalf("network rm: %s", stderr)
+	}
+	if _, err := h.Netlink.LinkByName("tp" + short(id)); err == nil {
+		t.Error("the plugin's bridge is still there after network rm")
+	}
+	p.mu.Lock()
+	calls := strings.Join(p.calls, ",")
+	p.mu.Unlock()
+	for _, m := range []string{"CreateNetwork", "CreateEndpoint", "Join", "Leave", "DeleteEndpoint", "DeleteNetwork"} {
+		if !strings.Contains(calls, m) {
+			t.Errorf("the plugin never heard %s: %s", m, calls)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("plugin dir holds %d entries", len(entries))
+	}
+}
