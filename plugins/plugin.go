@@ -17,6 +17,9 @@ type Plugin struct {
 
 	mu  sync.Mutex
 	act *activation
+	// again serializes activations after a restart, without holding mu
+	// (which guards act) while a plugin is waited for.
+	again sync.Mutex
 }
 
 // activation is what one activation of a plugin found: where it was and
@@ -76,16 +79,18 @@ func (p *Plugin) Call(method string, args, ret any) error {
 // reactivate activates the plugin again, unless another call did since
 // stale failed.
 func (p *Plugin) reactivate(stale *activation) (*activation, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.act != stale {
-		return p.act, nil
+	p.again.Lock()
+	defer p.again.Unlock()
+	if a := p.activation(); a != stale {
+		return a, nil
 	}
 	a, err := p.reg.activate(p.name, false)
 	if err != nil {
 		return nil, err
 	}
+	p.mu.Lock()
 	p.act = a
+	p.mu.Unlock()
 	p.reg.log.Info("plugin activated again", "plugin", p.name, "addr", a.spec.Addr, "implements", a.implements)
 	return a, nil
 }

@@ -3,6 +3,7 @@ package plugins
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -190,12 +191,13 @@ type Info struct {
 // directories, by name. Listing activates nothing.
 func (r *Registry) List() []Info {
 	r.mu.Lock()
-	byName := map[string]Info{}
-	for name, p := range r.plugins {
-		a := p.activation()
-		byName[name] = Info{Name: name, Addr: a.spec.Addr, Implements: slices.Clone(a.implements), Active: true}
-	}
+	active := slices.Collect(maps.Values(r.plugins))
 	r.mu.Unlock()
+	byName := map[string]Info{}
+	for _, p := range active {
+		a := p.activation()
+		byName[p.name] = Info{Name: p.name, Addr: a.spec.Addr, Implements: slices.Clone(a.implements), Active: true}
+	}
 	for _, name := range scan(r.dirs) {
 		if _, ok := byName[name]; !ok {
 			byName[name] = Info{Name: name}
