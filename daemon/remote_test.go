@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	pipam "github.com/docker/go-plugins-helpers/ipam"
 	pnet "github.com/docker/go-plugins-helpers/network"
 	"github.com/vishvananda/netlink"
 
@@ -185,5 +187,89 @@ func TestRemoteNetworkPluginCarriesContainers(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Errorf("plugin dir holds %d entries", len(entries))
+	}
+}
+
+// hundredIPAM is a remote IPAM plugin handing out 10.124.0.100 and up of
+// one pool, with .1 as every pool's gateway, and keeping what it gave.
+type hundredIPAM struct {
+	mu    sync.Mutex
+	next  int
+	taken map[string]bool
+	pools int
+}
+
+func (p *hundredIPAM) GetCapabilities() (*pipam.CapabilitiesResponse, error) {
+	return &pipam.CapabilitiesResponse{}, nil
+}
+func (p *hundredIPAM) GetDefaultAddressSpaces() (*pipam.AddressSpacesResponse, error) {
+	return &pipam.AddressSpacesResponse{LocalDefaultAddressSpace: "hl", GlobalDefaultAddressSpace: "hg"}, nil
+}
+func (p *hundredIPAM) RequestPool(r *pipam.RequestPoolRequest) (*pipam.RequestPoolResponse, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r.V6 || r.AddressSpace != "hl" {
+		return nil, fmt.Errorf("only IPv4 in hl, not %+v", r)
+	}
+	p.pools++
+	return &pipam.RequestPoolResponse{PoolID: "hl/10.124.0.0/24", Pool: "10.124.0.0/24", Data: map[string]string{"com.docker.network.gateway": "10.124.0.1/24"}}, nil
+}
+func (p *hundredIPAM) ReleasePool(*pipam.ReleasePoolRequest) error {
+	p.mu.Lock()
+	p.pools--
+	p.mu.Unlock()
+	return nil
+}
+func (p *hundredIPAM) RequestAddress(r *pipam.RequestAddressRequest) (*pipam.RequestAddressResponse, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r.Options["RequestAddressType"] == "com.docker.network.gateway" {
+		return &pipam.RequestAddressResponse{Address: "10.124.0.1/24"}, nil
+	}
+	a := fmt.Sprintf("10.124.0.%d", 100+p.next)
+	p.next++
+	p.taken[a] = true
+	return &pipam.RequestAddressResponse{Address: a + "/24"}, nil
+}
+func (p *hundredIPAM) ReleaseAddress(r *pipam.ReleaseAddressRequest) error {
+	p.mu.Lock()
+	delete(p.taken, r.Address)
+	p.mu.Unlock()
+	return nil
+}
+
+// A remote network plugin with a remote IPAM plugin: the addresses are the
+// IPAM plugin's, and go back to it.
+func TestRemoteNetworkWithRemoteIPAM(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h, d := containerHost(t, "--plugins-dir", dir)
+	servePlugin(t, dir, "tbridge", &bridgePlugin{h: h, gw: map[string]string{}})
+	ip := &hundredIPAM{taken: map[string]bool{}}
+	l, err := net.Listen("unix", filepath.Join(dir, "hundred.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go pipam.NewHandler(ip).Serve(l)
+
+	dockerOK(t, d, "network", "create", "-d", "tbridge", "--ipam-driver", "hundred", "rnet")
+	if out := dockerOK(t, d, "network", "inspect", "-f", "{{.IPAM.Driver}} {{range .IPAM.Config}}{{.Subnet}}{{end}}", "rnet"); strings.TrimSpace(out) != "hundred 10.124.0.0/24" {
+		t.Errorf("inspect: %q", out)
+	}
+	dockerOK(t, d, "run", "-d", "--name", "r1", "--network", "rnet", "busybox", "sleep", "100000")
+	dockerOK(t, d, "run", "-d", "--name", "r2", "--network", "rnet", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
+	if got := strings.TrimSpace(dockerOK(t, d, "inspect", "-f", "{{.NetworkSettings.Networks.rnet.IPAddress}}", "r2")); got != "10.124.0.101" {
+		t.Errorf("r2's address %q, want the IPAM plugin's 10.124.0.101", got)
+	}
+	if out := dockerOK(t, d, "exec", "r1", "wget", "-qO-", "http://r2/hostname"); strings.TrimSpace(out) == "" {
+		t.Error("r1 → r2 by name: empty answer")
+	}
+	dockerOK(t, d, "rm", "-f", "r1", "r2")
+	dockerOK(t, d, "network", "rm", "rnet")
+	ip.mu.Lock()
+	defer ip.mu.Unlock()
+	if len(ip.taken) != 0 || ip.pools != 0 {
+		t.Errorf("the IPAM plugin still gives out %v and %d pools", ip.taken, ip.pools)
 	}
 }
