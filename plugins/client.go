@@ -58,15 +58,19 @@ func newClient(s spec, timeout time.Duration) (*client, error) {
 	default:
 		tr.DialContext = d.DialContext
 	}
-	if s.TLS != nil {
-		cfg, err := tlsconfig.Client(*s.TLS)
+	// As Docker, TLS is for https addresses only: a spec's TLS settings
+	// do not turn a tcp address into an https one.
+	if u.Scheme == "https" {
+		opts := tlsconfig.Options{InsecureSkipVerify: true}
+		if s.TLS != nil {
+			opts = *s.TLS
+		}
+		cfg, err := tlsconfig.Client(opts)
 		if err != nil {
 			return nil, fmt.Errorf("plugin %s: TLS configuration: %w", s.Name, err)
 		}
 		tr.TLSClientConfig = cfg
-		if u.Scheme != "unix" {
-			scheme = "https"
-		}
+		scheme = "https"
 	}
 	return &client{
 		name: s.Name, addr: s.Addr, base: scheme + "://" + host,

@@ -22,8 +22,8 @@ type spec struct {
 	Name string
 	// Addr is a URL: unix:///path, tcp://host:port or https://host:port.
 	Addr string
-	// TLS is set for a NAME.json that asks for it, or for an https
-	// address.
+	// TLS are a NAME.json's TLS settings, for an https address; an https
+	// address without them does not verify the plugin, as with Docker.
 	TLS *tlsconfig.Options
 	// File is the socket or spec file the plugin was found by.
 	File string
@@ -86,10 +86,6 @@ func readSpec(name, path string) (spec, error) {
 	if err := checkAddr(s.Addr); err != nil {
 		return spec{}, fmt.Errorf("plugin spec %s: %w", path, err)
 	}
-	if strings.HasPrefix(s.Addr, "https://") {
-		// As Docker: no CA named, no verification.
-		s.TLS = &tlsconfig.Options{InsecureSkipVerify: true}
-	}
 	return s, nil
 }
 
@@ -108,12 +104,8 @@ func readJSONSpec(name, path string) (spec, error) {
 	if err := checkAddr(s.Addr); err != nil {
 		return spec{}, fmt.Errorf("plugin spec %s: %w", path, err)
 	}
-	switch {
-	case js.TLSConfig != nil:
-		t := js.TLSConfig
+	if t := js.TLSConfig; t != nil {
 		s.TLS = &tlsconfig.Options{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, InsecureSkipVerify: t.InsecureSkipVerify || t.CAFile == ""}
-	case strings.HasPrefix(s.Addr, "https://"):
-		s.TLS = &tlsconfig.Options{InsecureSkipVerify: true}
 	}
 	return s, nil
 }

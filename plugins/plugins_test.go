@@ -171,6 +171,14 @@ func TestAJSONSpecReachesAPluginOverTLSVerifiedByItsCA(t *testing.T) {
 	if _, err := r.Get("unverified"); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("a plugin whose certificate does not verify: %v", err)
 	}
+	// As Docker: without a CA file, https is not verified.
+	spec("noca", nil)
+	writeFile(t, filepath.Join(dir, "plain.spec"), srv.URL)
+	for _, name := range []string{"noca", "plain"} {
+		if _, err := r.Get(name); err != nil {
+			t.Errorf("https without a CA file (%s): %v", name, err)
+		}
+	}
 }
 
 func TestCallsCarryDockersMediaTypesAndErrorAnswersBecomeErrors(t *testing.T) {
