@@ -158,20 +158,19 @@ func (d *Driver) Join(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namesp
 	if err := d.createEndpoint(nw, ep, ports); err != nil {
 		return driver.JoinInfo{}, err
 	}
-	var steps []string
+	var done progress
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, d.undoJoin(nw, ep, ns, info, steps))
+			err = errors.Join(err, d.undoJoin(nw, ep, ns, done))
 			info = driver.JoinInfo{}
 		}
 	}()
-	steps = append(steps, "endpoint")
 	var ans joinAnswer
 	req := joinRequest{NetworkID: nw.ID, EndpointID: ep.ID, SandboxKey: ns.Path(), Options: map[string]any{}}
 	if err := d.call("Join", req, &ans); err != nil {
 		return driver.JoinInfo{}, err
 	}
-	steps = append(steps, "join")
+	done.joined = true
 	if ans.InterfaceName == nil || ans.InterfaceName.SrcName == "" {
 		return driver.JoinInfo{}, fmt.Errorf("plugin %s joined endpoint %s without an interface", d.name, ep.ID)
 	}
@@ -179,7 +178,7 @@ func (d *Driver) Join(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namesp
 	if info, err = joinInfoOf(ans); err != nil {
 		return driver.JoinInfo{}, fmt.Errorf("join answer of plugin %s: %w", d.name, err)
 	}
-	steps = append(steps, "interface:"+src)
+	done.src = src
 	if err := d.host.moveIn(src, ns, ep.IfName, ep.MAC, aliasOf(info)); err != nil {
 		return info, err
 	}
@@ -234,30 +233,34 @@ func (d *Driver) createEndpoint(nw *driver.Network, ep *driver.Endpoint, ports m
 	return nil
 }
 
-// undoJoin undoes the steps of a join that failed, last first.
-func (d *Driver) undoJoin(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace, info driver.JoinInfo, steps []string) error {
+// progress is how far a join got past creating the endpoint.
+type progress struct {
+	joined bool
+	// src is the plugin's interface, on its way into the sandbox.
+	src string
+}
+
+// undoJoin undoes what a join that failed did, last first.
+func (d *Driver) undoJoin(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace, done progress) error {
 	var errs []error
-	for _, step := range slices.Backward(steps) {
-		var err error
-		switch {
-		case strings.HasPrefix(step, "interface:"):
-			src := strings.TrimPrefix(step, "interface:")
-			// The interface may have stopped anywhere between the host
-			// and its final name in the sandbox.
-			err = d.host.giveBack(ns, ep.IfName, src)
-			if err == nil && src != ep.IfName {
-				err = d.host.giveBack(ns, src, src)
-			}
-		case step == "join":
-			err = d.call("Leave", endpointRequest{NetworkID: nw.ID, EndpointID: ep.ID}, nil)
-		case step == "endpoint":
-			err = d.call("DeleteEndpoint", endpointRequest{NetworkID: nw.ID, EndpointID: ep.ID}, nil)
+	if done.src != "" {
+		// The interface may have stopped anywhere between the host and
+		// its final name in the sandbox.
+		err := d.host.giveBack(ns, ep.IfName, done.src)
+		if err == nil && done.src != ep.IfName {
+			err = d.host.giveBack(ns, done.src, done.src)
 		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("roll back: %w", err))
-		}
+		errs = append(errs, err)
 	}
-	return errors.Join(errs...)
+	req := endpointRequest{NetworkID: nw.ID, EndpointID: ep.ID}
+	if done.joined {
+		errs = append(errs, d.call("Leave", req, nil))
+	}
+	errs = append(errs, d.call("DeleteEndpoint", req, nil))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("roll back: %w", err)
+	}
+	return nil
 }
 
 // joinInfoOf reads the gateways and static routes of a join's answer.
