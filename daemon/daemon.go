@@ -98,6 +98,7 @@ type Daemon struct {
 	reaper     *reap.Reaper
 	fw         *firewall.Firewall
 	ctrl       *network.Controller
+	plugins    *plugins.Registry
 	images     *image.Store
 	containers *container.Manager
 	volumes    *volume.Store
@@ -181,6 +182,7 @@ func New(cfg Config) (_ *Daemon, err error) {
 	}
 	table := resolver.NewTable()
 	hostResolvConf := network.NewHostResolvConf("/etc/resolv.conf")
+	d.plugins = plugins.New(cfg.PluginDirs, cfg.Log)
 	d.ctrl, err = network.New(network.Config{
 		Store:   st,
 		Kernel:  kernel{d.host, d.reaper},
@@ -191,7 +193,7 @@ func New(cfg Config) (_ *Daemon, err error) {
 		HostID:        d.id,
 		// Docker's legacy plugins, found by name the first time a
 		// network names one.
-		Plugins:      plugins.New(cfg.PluginDirs, cfg.Log),
+		Plugins:      d.plugins,
 		NamespaceDir: filepath.Join(cfg.ExecRoot, "netns"),
 		Firewall:     d.fw,
 		DNS: &network.DNS{

@@ -177,6 +177,12 @@ func TestRemoteNetworkPluginCarriesContainers(t *testing.T) {
 	if _, err := h.Netlink.LinkByName("tp" + short(id)); err == nil {
 		t.Error("the plugin's bridge is still there after network rm")
 	}
+	if out := dockerOK(t, d, "plugin", "ls", "--format", "{{.Name}} {{.Enabled}}"); strings.TrimSpace(out) != "tbridge true" {
+		t.Errorf("docker plugin ls: %q, want the plugin in use", out)
+	}
+	if out := dockerOK(t, d, "plugin", "ls", "-q", "--filter", "capability=ipamdriver"); strings.TrimSpace(out) != "" {
+		t.Errorf("docker plugin ls --filter capability=ipamdriver: %q, want none", out)
+	}
 	p.mu.Lock()
 	calls := strings.Join(p.calls, ",")
 	p.mu.Unlock()

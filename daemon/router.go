@@ -126,6 +126,7 @@ func (d *Daemon) routes() http.Handler {
 	d.imageRoutes(mux)
 	d.volumeRoutes(mux)
 	d.handle(mux, "GET /events", d.streamEvents)
+	d.handle(mux, "GET /plugins", d.listPlugins)
 	d.swarmRoutes(mux)
 
 	// Go's runtime profiles, served on the socket as dockerd serves them:

@@ -33,11 +33,4 @@ func (d *Daemon) swarmRoutes(mux *http.ServeMux) {
 	d.handle(mux, "POST /swarm/leave", unavailable(errNoSwarm))
 	d.handle(mux, "POST /swarm/init", unavailable(errNoSwarmMode))
 	d.handle(mux, "POST /swarm/join", unavailable(errNoSwarmMode))
-	// No managed plugins: the list is empty, as a fresh dockerd's is.
-	d.handle(mux, "GET /plugins", func(w http.ResponseWriter, r *http.Request) error {
-		if _, err := parseFilters(r.URL.Query().Get("filters"), "capability", "enable"); err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusOK, []struct{}{})
-	})
 }
