@@ -607,9 +607,25 @@ func (m *Manager) Restart(ctx context.Context, term string, timeout *int, sig st
 // Wait blocks until the container meets the condition and returns its
 // exit code: not-running (the default), next-exit or removed.
 func (m *Manager) Wait(ctx context.Context, term string, cond ctypes.WaitCondition) (int, error) {
-	e, err := m.find(term)
+	wait, err := m.Waiter(term, cond)
 	if err != nil {
 		return 0, err
+	}
+	return wait(ctx)
+}
+
+// Waiter takes the container's state now and returns what waits from it
+// for the condition: a caller that tells its client the wait has begun
+// (the API's header) before it blocks misses no exit in between.
+func (m *Manager) Waiter(term string, cond ctypes.WaitCondition) (func(context.Context) (int, error), error) {
+	e, err := m.find(term)
+	if err != nil {
+		return nil, err
+	}
+	switch cond {
+	case "", ctypes.WaitConditionNotRunning, ctypes.WaitConditionNextExit, ctypes.WaitConditionRemoved:
+	default:
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid condition: %q", cond))
 	}
 	e.mu.Lock()
 	// A restarting container counts as running, as in dockerd: its next
@@ -617,6 +633,12 @@ func (m *Manager) Wait(ctx context.Context, term string, cond ctypes.WaitConditi
 	running := e.rec.State.Running() || e.rec.State.Restarting()
 	changed := e.changed
 	e.mu.Unlock()
+	return func(ctx context.Context) (int, error) { return m.waitFrom(ctx, e, cond, running, changed) }, nil
+}
+
+// waitFrom waits for cond from a state taken earlier: whether the
+// container ran then, and the channel closed at its next change.
+func (m *Manager) waitFrom(ctx context.Context, e *entry, cond ctypes.WaitCondition, running bool, changed chan struct{}) (int, error) {
 	switch cond {
 	case "", ctypes.WaitConditionNotRunning:
 		if !running {

@@ -135,8 +135,11 @@ func (d *Daemon) killContainer(w http.ResponseWriter, r *http.Request) error {
 // waitContainer answers at once with the status line, so the client knows
 // it waits, and with the body when the condition is met.
 func (d *Daemon) waitContainer(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
-	if _, err := d.containers.Get(id); err != nil {
+	// The state is taken before the header tells the client the wait has
+	// begun: a client that starts the container then (docker run) may see
+	// it end before this goroutine runs again.
+	wait, err := d.containers.Waiter(r.PathValue("id"), ctypes.WaitCondition(r.URL.Query().Get("condition")))
+	if err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -144,7 +147,7 @@ func (d *Daemon) waitContainer(w http.ResponseWriter, r *http.Request) error {
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
-	code, err := d.containers.Wait(r.Context(), id, ctypes.WaitCondition(r.URL.Query().Get("condition")))
+	code, err := wait(r.Context())
 	resp := ctypes.WaitResponse{StatusCode: int64(code)}
 	if err != nil {
 		resp.Error = &ctypes.WaitExitError{Message: err.Error()}
