@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
 
 	"github.com/containerd/errdefs"
 
@@ -156,21 +157,23 @@ func (c *Controller) requestPools(plugin ipam.Plugin, rec Network, cfgs []ipam.C
 			plugin.ReleasePool(grant.ID)
 			return fmt.Errorf("IPAM plugin %s gave the pool %q for an IPv6=%v request", plugin.Name(), grant.Pool, v6)
 		}
-		p := Pool{Subnet: grant.Pool, IPRange: cfg.IPRange, PoolID: grant.ID, UserGateway: cfg.Gateway.IsValid()}
-		pools = append(pools, p)
+		// In pools at once, so that a failure below gives the pool back
+		// with what it holds so far.
+		pools = append(pools, Pool{Subnet: grant.Pool, IPRange: cfg.IPRange, PoolID: grant.ID, UserGateway: cfg.Gateway.IsValid()})
+		p := &pools[len(pools)-1]
 		gw, err := poolGateway(plugin, grant, cfg.Gateway)
 		if err != nil {
 			return err
 		}
-		pools[len(pools)-1].Gateway = gw
+		p.Gateway = gw
 		for name, aux := range cfg.AuxAddresses {
 			if _, err := plugin.RequestAddress(grant.ID, aux, nil); err != nil {
 				return fmt.Errorf("IPAM plugin %s: aux-address %s=%s: %w", plugin.Name(), name, aux, err)
 			}
-			if pools[len(pools)-1].AuxAddresses == nil {
-				pools[len(pools)-1].AuxAddresses = map[string]netip.Addr{}
+			if p.AuxAddresses == nil {
+				p.AuxAddresses = map[string]netip.Addr{}
 			}
-			pools[len(pools)-1].AuxAddresses[name] = aux
+			p.AuxAddresses[name] = aux
 		}
 		return nil
 	}
@@ -238,7 +241,7 @@ func (c *Controller) givePoolsBack(nw *netState) {
 func releasePools(plugin ipam.Plugin, pools []Pool, warn func(string, ...any)) {
 	for _, p := range pools {
 		var errs []error
-		for _, a := range append([]netip.Addr{p.Gateway}, slicesOf(p.AuxAddresses)...) {
+		for _, a := range append([]netip.Addr{p.Gateway}, slices.Collect(maps.Values(p.AuxAddresses))...) {
 			if a.IsValid() {
 				errs = append(errs, plugin.ReleaseAddress(p.PoolID, a))
 			}
@@ -248,12 +251,4 @@ func releasePools(plugin ipam.Plugin, pools []Pool, warn func(string, ...any)) {
 			warn("give a pool back to its IPAM plugin", "plugin", plugin.Name(), "pool", p.Subnet, "err", err)
 		}
 	}
-}
-
-func slicesOf(m map[string]netip.Addr) []netip.Addr {
-	out := make([]netip.Addr, 0, len(m))
-	for _, a := range m {
-		out = append(out, a)
-	}
-	return out
 }

@@ -223,6 +223,17 @@ func firewallBindings(ep *Endpoint) []firewall.Binding {
 	return out
 }
 
+// portFamilies are the address families an endpoint's ports are published
+// in: those of its addresses, or IPv4 alone on a network whose driver
+// publishes them itself, which gives the addresses only in Join (a CNI
+// chain's portmap).
+func portFamilies(nw *netState, ep *Endpoint) (v4, v6 bool) {
+	if nw.info.Firewall == nil {
+		return true, false
+	}
+	return ep.IPv4.IsValid(), ep.IPv6.IsValid()
+}
+
 // firewallNetwork is what the firewall needs of a network; ok is false for
 // networks the firewall does not apply to.
 func firewallNetwork(nw *netState) (firewall.Network, bool) {
@@ -301,15 +312,16 @@ func (c *Controller) rebuildFirewall() error {
 	var binds []firewall.Binding
 	var guards []firewall.Guard
 	for _, nw := range c.networks {
+		// Host ports are reserved whoever publishes them: berth's firewall
+		// or the driver itself.
+		for _, ep := range nw.endpoints {
+			v4, v6 := portFamilies(nw, &ep.rec)
+			if err := c.ports.restore(ep.rec.Ports, v4, v6); err != nil {
+				c.log.Warn("reserve published ports", "endpoint", ep.rec.ID, "err", err)
+			}
+		}
 		fn, ok := firewallNetwork(nw)
 		if !ok {
-			// A driver that publishes ports itself has them reserved
-			// all the same.
-			for _, ep := range nw.endpoints {
-				if err := c.ports.restore(ep.rec.Ports, true, false); err != nil {
-					c.log.Warn("reserve published ports", "endpoint", ep.rec.ID, "err", err)
-				}
-			}
 			continue
 		}
 		for _, ep := range nw.endpoints {
@@ -319,10 +331,6 @@ func (c *Controller) rebuildFirewall() error {
 			}
 			if fn.Isolated && ep.rec.HostIfName != "" {
 				fn.Ports = append(fn.Ports, ep.rec.HostIfName)
-			}
-			v4, v6 := ep.rec.IPv4.IsValid(), ep.rec.IPv6.IsValid()
-			if err := c.ports.restore(ep.rec.Ports, v4, v6); err != nil {
-				c.log.Warn("reserve published ports", "endpoint", ep.rec.ID, "err", err)
 			}
 		}
 		nets = append(nets, fn)

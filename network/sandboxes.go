@@ -407,14 +407,10 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (*epS
 		ep.rec.MAC = netdev.RandomMAC().String()
 	}
 	if len(opts.Ports) > 0 && nw.publishes() {
-		// A driver that addresses its endpoints itself has given none yet:
-		// its ports are IPv4's, as a CNI chain's portmap publishes them.
-		v4, v6 := ep.rec.IPv4.IsValid(), ep.rec.IPv6.IsValid()
+		v4, v6 := portFamilies(nw, &ep.rec)
 		var hostIP netip.Addr
 		if nw.info.Firewall != nil {
 			hostIP = nw.info.Firewall.HostIP
-		} else {
-			v4, v6 = true, false
 		}
 		bindings, err := c.ports.allocate(opts.Ports, v4, v6, hostIP, fmt.Sprintf("%s (%s)", ep.rec.Name, ep.rec.ID))
 		if err != nil {
