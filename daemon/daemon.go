@@ -21,6 +21,7 @@ import (
 	"github.com/berth-net/berth/firewall"
 	"github.com/berth-net/berth/image"
 	"github.com/berth-net/berth/ipam"
+	"github.com/berth-net/berth/metrics"
 	"github.com/berth-net/berth/netdev"
 	"github.com/berth-net/berth/netdev/reap"
 	"github.com/berth-net/berth/network"
@@ -77,7 +78,10 @@ type Config struct {
 	// plugins they name.
 	CNIConfDir string
 	CNIBinDirs []string
-	Log        *slog.Logger
+	// MetricsAddr, when set, is a TCP address serving /metrics alone,
+	// without TLS (dockerd's --metrics-addr); the API serves it too.
+	MetricsAddr string
+	Log         *slog.Logger
 }
 
 // Where plugins are looked for unless told otherwise: Docker's plugin
@@ -103,7 +107,12 @@ type Daemon struct {
 	containers *container.Manager
 	volumes    *volume.Store
 	events     *events.Log
+	resolver   *resolver.Resolver
+	metrics    *metrics.Metrics
 	server     *http.Server
+	// metricsServer serves --metrics-addr, when given.
+	metricsServer   *http.Server
+	metricsListener net.Listener
 	// done closes when the server shuts down: streams end then.
 	done      chan struct{}
 	listeners []net.Listener
@@ -139,7 +148,7 @@ func New(cfg Config) (_ *Daemon, err error) {
 	if err := os.MkdirAll(cfg.ExecRoot, 0o710); err != nil {
 		return nil, fmt.Errorf("create exec-root %s: %w", cfg.ExecRoot, err)
 	}
-	d := &Daemon{cfg: cfg, started: time.Now(), apiWarnings: api.warnings, events: events.New(), done: make(chan struct{})}
+	d := &Daemon{cfg: cfg, started: time.Now(), apiWarnings: api.warnings, events: events.New(), done: make(chan struct{}), metrics: metrics.New()}
 	defer func() {
 		if err != nil {
 			d.close()
@@ -153,8 +162,8 @@ func New(cfg Config) (_ *Daemon, err error) {
 		}
 		return nil, err
 	}
-	d.store = st
-	if d.id, err = daemonID(st); err != nil {
+	d.store = timedStore{st, d.metrics}
+	if d.id, err = daemonID(d.store); err != nil {
 		return nil, err
 	}
 	if cfg.Cluster != nil {
@@ -181,10 +190,11 @@ func New(cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	table := resolver.NewTable()
+	d.resolver = resolver.New(table, resolver.Options{Logger: cfg.Log, Forwarded: d.metrics.Forwarded})
 	hostResolvConf := network.NewHostResolvConf("/etc/resolv.conf")
 	d.plugins = plugins.New(cfg.PluginDirs, cfg.Log)
 	d.ctrl, err = network.New(network.Config{
-		Store:   st,
+		Store:   d.store,
 		Kernel:  kernel{d.host, d.reaper},
 		Drivers: d.drivers(),
 		// Docker's default for networks created without -d.
@@ -195,9 +205,9 @@ func New(cfg Config) (_ *Daemon, err error) {
 		// network names one.
 		Plugins:      d.plugins,
 		NamespaceDir: filepath.Join(cfg.ExecRoot, "netns"),
-		Firewall:     d.fw,
+		Firewall:     timedFirewall{d.fw, d.metrics},
 		DNS: &network.DNS{
-			Table: table, Resolver: resolver.New(table, resolver.Options{Logger: cfg.Log}),
+			Table: table, Resolver: d.resolver,
 			Upstreams: func() []netip.AddrPort {
 				if len(cfg.DNS) == 0 {
 					return hostResolvConf.Upstreams()
@@ -211,15 +221,16 @@ func New(cfg Config) (_ *Daemon, err error) {
 		},
 		Events:  d.events,
 		Cluster: d.cluster,
+		Observe: observeOperation(d.metrics),
 		Log:     cfg.Log,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if d.volumes, err = volume.New(cfg.Root, st); err != nil {
+	if d.volumes, err = volume.New(cfg.Root, d.store); err != nil {
 		return nil, err
 	}
-	if d.images, err = image.NewStore(filepath.Join(cfg.Root, "images"), st); err != nil {
+	if d.images, err = image.NewStore(filepath.Join(cfg.Root, "images"), d.store); err != nil {
 		return nil, err
 	}
 	self, err := os.Executable()
@@ -227,15 +238,23 @@ func New(cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	d.containers, err = container.New(container.Config{
-		Store: st, Networks: d.ctrl, Images: d.images, Root: cfg.Root, ExecRoot: cfg.ExecRoot, Self: self, Log: cfg.Log,
+		Store: d.store, Networks: d.ctrl, Images: d.images, Root: cfg.Root, ExecRoot: cfg.ExecRoot, Self: self, Log: cfg.Log,
 		Removed: d.collectImages, Volumes: d.volumes, Events: d.events,
 	})
 	if err != nil {
 		return nil, err
 	}
 	d.collectImages()
+	if err := d.metrics.Register(stateCollector{d}); err != nil {
+		return nil, err
+	}
 	if err := d.listen(api); err != nil {
 		return nil, err
+	}
+	if cfg.MetricsAddr != "" {
+		if err := d.listenMetrics(cfg.MetricsAddr); err != nil {
+			return nil, err
+		}
 	}
 	d.server = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second,
 		// Refused TLS clients and other connection errors, in the log.
@@ -280,12 +299,14 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	for _, l := range d.listeners {
 		go func() { errc <- d.server.Serve(l) }()
 	}
+	go d.serveMetrics()
 	d.cfg.Log.Info("berthd ready", "hosts", strings.Join(d.cfg.Hosts, ","), "root", d.cfg.Root, "version", Version)
 	var err error
 	select {
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err = d.server.Shutdown(sctx)
+		d.stopMetrics(sctx)
 		cancel()
 	case err = <-errc:
 	}
@@ -299,6 +320,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 
 func (d *Daemon) close() {
 	d.closeListeners()
+	if d.metricsListener != nil {
+		d.metricsListener.Close()
+	}
 	if d.containers != nil {
 		// Before the store and the controller close: no restart by a
 		// policy may begin once they do.

@@ -32,6 +32,7 @@ import (
 	"github.com/berth-net/berth/firewall"
 	"github.com/berth-net/berth/image"
 	"github.com/berth-net/berth/ipam"
+	"github.com/berth-net/berth/metrics"
 	"github.com/berth-net/berth/netdev"
 	"github.com/berth-net/berth/network"
 	"github.com/berth-net/berth/store"
@@ -147,7 +148,7 @@ func (fd *fakeDaemon) build() (err error) {
 	}
 	d := &Daemon{cfg: Config{Root: filepath.Join(dir, "root"), ExecRoot: filepath.Join(dir, "run"), Log: log},
 		store: st, ctrl: ctrl, images: images, containers: containers, volumes: volumes, events: evs,
-		done: make(chan struct{}), started: time.Now(), id: "FAKE"}
+		done: make(chan struct{}), started: time.Now(), id: "FAKE", metrics: metrics.New()}
 	fd.Daemon, fd.handler = d, d.routes()
 	for _, r := range []struct{ method, target, body string }{
 		{"POST", "/networks/create", `{"Name":"` + fakeNetwork + `","IPAM":{"Config":[{"Subnet":"10.77.0.0/24"}]}}`},

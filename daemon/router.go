@@ -127,6 +127,8 @@ func (d *Daemon) routes() http.Handler {
 	d.volumeRoutes(mux)
 	d.handle(mux, "GET /events", d.streamEvents)
 	d.handle(mux, "GET /plugins", d.listPlugins)
+	// Prometheus' text format; also on --metrics-addr when given.
+	mux.Handle("GET /metrics", d.metrics.Handler())
 	d.swarmRoutes(mux)
 
 	// Go's runtime profiles, served on the socket as dockerd serves them:
@@ -239,18 +241,26 @@ func (d *Daemon) recoverPanics(next http.Handler) http.Handler {
 
 // trackingWriter notes whether anything of the answer went out. It keeps
 // what the handlers use of the server's writer: flushing and hijacking.
+// It keeps the status code too, for the request metrics.
 type trackingWriter struct {
 	http.ResponseWriter
 	written bool
+	code    int
 }
 
 func (w *trackingWriter) WriteHeader(code int) {
 	w.written = true
+	if w.code == 0 {
+		w.code = code
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *trackingWriter) Write(b []byte) (int, error) {
 	w.written = true
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
 	return w.ResponseWriter.Write(b)
 }
 
@@ -266,12 +276,33 @@ func (w *trackingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 func (w *trackingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// statusOf is the status code w sent: that a trackingWriter under it
+// saw, else 200.
+func statusOf(w http.ResponseWriter) int {
+	for range 8 {
+		if tw, ok := w.(*trackingWriter); ok {
+			if tw.code != 0 {
+				return tw.code
+			}
+			break
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
+	}
+	return http.StatusOK
+}
+
 // handle registers fn for pattern, writing the error it returns.
 func (d *Daemon) handle(mux *http.ServeMux, pattern string, fn apiFunc) {
+	route, method := routeLabels(pattern)
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		if err := fn(w, r); err != nil {
 			status := writeError(w, err)
+			d.metrics.Request(route, method, status, time.Since(start))
 			level := slog.LevelDebug
 			if status == http.StatusNotImplemented || status == http.StatusServiceUnavailable || status >= 500 {
 				// What berthd cannot serve, as opposed to a client's mistake.
@@ -280,7 +311,9 @@ func (d *Daemon) handle(mux *http.ServeMux, pattern string, fn apiFunc) {
 			d.cfg.Log.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err, "took", time.Since(start))
 			return
 		}
-		d.cfg.Log.Debug("request", "method", r.Method, "path", r.URL.Path, "took", time.Since(start))
+		took := time.Since(start)
+		d.metrics.Request(route, method, statusOf(w), took)
+		d.cfg.Log.Debug("request", "method", r.Method, "path", r.URL.Path, "took", took)
 	})
 }
 

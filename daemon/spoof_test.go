@@ -232,8 +232,13 @@ func TestAContainerCanSendOnlyAsItself(t *testing.T) {
 	// datagrams sent with a forged MAC (datagrams from the forged address
 	// may have died in the attacker's own kernel, waiting for an ARP answer
 	// its forged request never got).
-	if after := spoofDrops(t, h); after < before+8 {
+	after := spoofDrops(t, h)
+	if after < before+8 {
 		t.Errorf("the anti-spoofing rules counted %d drops, want at least 8", after-before)
+	}
+	// The metric reads the same counters.
+	if v, ok := parseMetrics(t, scrape(t, d)).value("berth_spoofed_frames_dropped_total"); !ok || v < float64(after) {
+		t.Errorf("berth_spoofed_frames_dropped_total = %v (present %v), want at least the %d the rules counted", v, ok, after)
 	}
 
 	// A network that allows it lets a container send as another address.

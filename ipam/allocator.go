@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"math"
 	"math/bits"
 	"net/netip"
 )
@@ -144,6 +145,13 @@ func (a *Allocator) Allocated(addr netip.Addr) bool {
 
 // Len returns the number of addresses taken by Next and Reserve.
 func (a *Allocator) Len() int { return a.taken }
+
+// Capacity is how many addresses of the subnet can be taken: all but the
+// network, broadcast and subnet-router anycast addresses. A float, as an
+// IPv6 subnet holds more than any integer type does.
+func (a *Allocator) Capacity() float64 {
+	return math.Ldexp(1, hostBits(a.subnet)) - float64(len(a.reserved))
+}
 
 func (a *Allocator) check(addr netip.Addr) error {
 	if !a.subnet.Contains(addr) {

@@ -365,3 +365,25 @@ func BenchmarkAllocatorRefillHole(b *testing.B) {
 		}
 	}
 }
+
+func TestCapacityLeavesOutTheAddressesNoneMayTake(t *testing.T) {
+	for _, tc := range []struct {
+		subnet string
+		want   float64
+	}{
+		{"10.0.0.0/24", 254},
+		{"10.0.0.0/30", 2},
+		{"fd00::/120", 255},
+	} {
+		a, err := NewAllocator(netip.MustParsePrefix(tc.subnet), netip.Prefix{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.Capacity(); got != tc.want {
+			t.Errorf("%s: capacity %v, want %v", tc.subnet, got, tc.want)
+		}
+		if _, err := a.Next(); err != nil || a.Len() != 1 {
+			t.Errorf("%s: after Next: len %d, err %v", tc.subnet, a.Len(), err)
+		}
+	}
+}

@@ -86,6 +86,7 @@ func (nw *netState) allocate(ep *epState, opts EndpointOptions) error {
 		if err != nil {
 			nw.release(ep)
 			if errors.Is(err, ipam.ErrNoAvailableAddress) {
+				nw.exhausted.Add(1)
 				family := "IPv4"
 				if v6 {
 					family = "IPv6"

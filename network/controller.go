@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -127,6 +128,9 @@ type Config struct {
 	// Plugins finds the drivers that are not built in, by name, the first
 	// time a network asks for one (Docker's remote plugins); nil for none.
 	Plugins Plugins
+	// Observe, when set, is told of every create, remove, attach and
+	// detach (the daemon's metrics).
+	Observe Observe
 	Log     *slog.Logger
 }
 
@@ -155,6 +159,7 @@ type Controller struct {
 	hostResolvConf *HostResolvConf
 	ports          *ports
 	events         *events.Log
+	observer       Observe
 	log            *slog.Logger
 	// global follows the cluster store; nil on a host in no cluster.
 	global *global
@@ -191,6 +196,8 @@ type netState struct {
 	// that left the network (a stopped container): address → sandbox ID.
 	reserved map[netip.Addr]string
 	removing bool
+	// exhausted counts the endpoints refused for want of a free address.
+	exhausted atomic.Uint64
 
 	// global networks live in the cluster store, as globalValue.
 	global      bool

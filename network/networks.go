@@ -1,6 +1,7 @@
 package network
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -45,7 +46,10 @@ func (c *Controller) CreateNetwork(opts CreateOptions) (Network, error) {
 	if IsPredefined(opts.Name) {
 		return Network{}, errPredefinedCreate(opts.Name)
 	}
-	return c.createNetwork(opts)
+	start := time.Now()
+	nw, err := c.createNetwork(opts)
+	c.observe("create", cmp.Or(opts.Driver, c.defaultDriver), start, err)
+	return nw, err
 }
 
 func (c *Controller) createNetwork(opts CreateOptions) (Network, error) {
@@ -342,10 +346,14 @@ func (c *Controller) DeleteNetwork(term string) error {
 	if IsPredefined(nw.rec.Name) || nw.driverPredefined() {
 		return errPredefinedRemove(nw.rec.Name)
 	}
+	start := time.Now()
 	if nw.global {
-		return c.deleteGlobal(nw)
+		err = c.deleteGlobal(nw)
+	} else {
+		err = c.deleteNetwork(nw)
 	}
-	return c.deleteNetwork(nw)
+	c.observe("remove", nw.rec.Driver, start, err)
+	return err
 }
 
 func (c *Controller) deleteNetwork(nw *netState) error {

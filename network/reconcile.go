@@ -39,7 +39,7 @@ func New(cfg Config) (*Controller, error) {
 	}
 	c := &Controller{
 		store: cfg.Store, kernel: cfg.Kernel, drivers: map[string]driver.Driver{}, plugins: cfg.Plugins, defaultDriver: cfg.DefaultDriver,
-		space4: space4, space6: space6, nsDir: cfg.NamespaceDir, log: cfg.Log, events: cfg.Events,
+		space4: space4, space6: space6, nsDir: cfg.NamespaceDir, log: cfg.Log, events: cfg.Events, observer: cfg.Observe,
 		fw: cfg.Firewall, dns: cfg.DNS, hostResolvConf: NewHostResolvConf(resolvConf), ports: newPorts(cfg.Kernel),
 		networks: map[string]*netState{}, netNames: map[string]string{},
 		sandboxes: map[string]*sbState{}, sbNames: map[string]string{},

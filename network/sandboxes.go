@@ -386,7 +386,8 @@ func checkConnect(name string, on []*netState, nw *netState, opts EndpointOption
 
 // join allocates, records and wires a new endpoint, publishes its names
 // and points the sandbox's routes. Called with sb.mu held.
-func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (*epState, error) {
+func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (_ *epState, err error) {
+	defer func(start time.Time) { c.observe("attach", nw.rec.Driver, start, err) }(time.Now())
 	ep := &epState{nw: nw, rec: Endpoint{
 		ID: stringid.New(), Name: sb.rec.Name, NetworkID: nw.rec.ID, SandboxID: sb.rec.ID,
 		IfName: fmt.Sprintf("eth%d", sb.rec.NextIf), StaticIPv4: opts.IPv4, StaticIPv6: opts.IPv6,
@@ -580,7 +581,8 @@ func (c *Controller) Disconnect(sbTerm, netTerm string, persist func(store.Tx, N
 // leave takes an endpoint out of service and forgets it. nsGoing says the
 // sandbox is going away, so its default route needs no care. Called with
 // sb.mu held.
-func (c *Controller) leave(sb *sbState, ep *epState, nsGoing, keepStatic bool, persist func(store.Tx, NetworkRef) error) error {
+func (c *Controller) leave(sb *sbState, ep *epState, nsGoing, keepStatic bool, persist func(store.Tx, NetworkRef) error) (err error) {
+	defer func(start time.Time) { c.observe("detach", ep.nw.rec.Driver, start, err) }(time.Now())
 	fwCh := reverse(endpointChange(ep.nw, &ep.rec))
 	if err := c.applyFirewall(fwCh); err != nil {
 		return fmt.Errorf("unpublish ports of %s: %w", sb.rec.Name, err)

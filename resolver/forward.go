@@ -39,21 +39,33 @@ func (a *Attachment) forward(msg []byte, tcp bool) []byte {
 	if tcp {
 		limit = dns.MaxMsgSize
 	}
+	a.r.counters.forwarded.Add(1)
+	start := time.Now()
 	resp, err := a.r.exchange(a.ctx, upstreamQuery(msg, &q), &q, a.r.upstreams(v.upstreams), tcp)
+	if f := a.r.opts.Forwarded; f != nil && err == nil {
+		f(time.Since(start))
+	}
+	out := a.reply(msg, &q, v, limit, resp, err)
+	a.r.counters.responded(out)
+	return out
+}
+
+// reply is the answer to msg made of what the upstreams said.
+func (a *Attachment) reply(msg []byte, q *question, v *view, limit int, resp *dns.Msg, err error) []byte {
 	if err != nil {
 		a.r.log.Debug("dns forward failed", "query", string(q.name), "type", q.qtype, "err", err)
-		return startReply(nil, msg, &q, rcodeServFail, true)
+		return startReply(nil, msg, q, rcodeServFail, true)
 	}
 	now := time.Now()
 	e, ttl, err := newEntry(resp, now)
 	if err != nil {
 		a.r.log.Debug("dns upstream answer unusable", "query", string(q.name), "err", err)
-		return startReply(nil, msg, &q, rcodeServFail, true)
+		return startReply(nil, msg, q, rcodeServFail, true)
 	}
 	if ttl > 0 {
-		a.r.cache.put(cacheKey(nil, v, msg, &q), e)
+		a.r.cache.put(cacheKey(nil, v, msg, q), e)
 	}
-	return fit(e.reply(nil, msg, &q, now), msg, limit)
+	return fit(e.reply(nil, msg, q, now), msg, limit)
 }
 
 // upstreamQuery is the question of msg as berth asks it upstream: a fresh

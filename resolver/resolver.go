@@ -49,6 +49,9 @@ type Options struct {
 	// Dial opens a connection ("udp" or "tcp") to an upstream; by default
 	// from the namespace berthd runs in.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// Forwarded, when set, is told how long the upstreams took to answer
+	// each forwarded query.
+	Forwarded func(time.Duration)
 }
 
 // Scope is what one container may see and where its other queries go.
@@ -104,6 +107,7 @@ type Resolver struct {
 	cache    *cache
 	health   health
 	forwards chan struct{} // one token per goroutine forwarding a UDP query
+	counters counters
 
 	mu   sync.Mutex
 	self map[netip.AddrPort]int // local addresses of the attached sockets
@@ -318,7 +322,9 @@ func (a *Attachment) answerUDP(msg []byte, from netip.AddrPort, s *scratch) []by
 	default:
 		// Too many queries wait on upstreams already: failing at once
 		// beats leaving the client to time out.
-		return startReply(s.out, msg, &s.q, rcodeServFail, true)
+		resp := startReply(s.out, msg, &s.q, rcodeServFail, true)
+		a.r.counters.responded(resp)
+		return resp
 	}
 	msg = bytes.Clone(msg)
 	go func() {
@@ -397,6 +403,7 @@ func (a *Attachment) serveConn(c net.Conn) {
 // must come from upstream.
 func (a *Attachment) respond(msg []byte, s *scratch, tcp bool) (resp []byte, forward bool) {
 	resp, forward = a.answer(msg, s, tcp)
+	a.r.counters.responded(resp)
 	// Keep a grown buffer for the next query, unless it grew for a TCP
 	// answer that UDP queries never need.
 	if c := cap(resp); c > cap(s.out) && c <= maxUDP+optLen {
@@ -411,6 +418,7 @@ func (a *Attachment) answer(msg []byte, s *scratch, tcp bool) (resp []byte, forw
 	if len(msg) < headerLen || msg[2]&flagQR != 0 {
 		return nil, false
 	}
+	a.r.counters.queries.Add(1)
 	if msg[2]&opcodeMask != 0 {
 		return errorReply(s.out, msg, rcodeNotImp), false
 	}
@@ -425,6 +433,7 @@ func (a *Attachment) answer(msg []byte, s *scratch, tcp bool) (resp []byte, forw
 	v := a.view.Load()
 	if q.qclass == classIN {
 		if out := a.local(msg, q, v, s, limit); out != nil {
+			a.r.counters.local.Add(1)
 			return out, false
 		}
 	}
@@ -436,6 +445,7 @@ func (a *Attachment) answer(msg []byte, s *scratch, tcp bool) (resp []byte, forw
 	now := time.Now()
 	s.key = cacheKey(s.key, v, msg, q)
 	if e := a.r.cache.get(s.key, now); e != nil {
+		a.r.counters.cached.Add(1)
 		return fit(e.reply(s.out, msg, q, now), msg, limit), false
 	}
 	return nil, true

@@ -38,6 +38,7 @@ func newCommand() *cobra.Command {
 	var (
 		root, execRoot, bridgeName, logLevel, group string
 		clusterStore, clusterAdvertise, cniConfDir  string
+		logFormat, metricsAddr                      string
 		fixedCIDR, fixedCIDRv6                      string
 		ipv6                                        bool
 		hosts, pools, dns, clusterOpts              []string
@@ -57,8 +58,11 @@ func newCommand() *cobra.Command {
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("invalid --log-level %q: debug, info, warn or error", logLevel)
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			cfg := daemon.Config{Hosts: hosts, Group: group, InsecureTCP: insecureTCP,
+			log, err := newLogger(logFormat, level)
+			if err != nil {
+				return err
+			}
+			cfg := daemon.Config{Hosts: hosts, Group: group, InsecureTCP: insecureTCP, MetricsAddr: metricsAddr,
 				Root: root, ExecRoot: execRoot, BridgeName: bridgeName, Log: log,
 				PluginDirs: pluginDirs, CNIConfDir: cniConfDir, CNIBinDirs: cniBinDirs, IPv6: ipv6}
 			if err := parseFixedCIDRs(&cfg, fixedCIDR, fixedCIDRv6); err != nil {
@@ -120,6 +124,8 @@ func newCommand() *cobra.Command {
 	f.StringVar(&bridgeName, "bridge-name", "berth0", "bridge device of the default \"bridge\" network")
 	f.StringArrayVar(&pools, "default-address-pool", nil, "default address pool, base=CIDR,size=N (repeatable; replaces the built-in pools)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text (key=value) or json (one object per line)")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "also serve /metrics (Prometheus) on this TCP address, without TLS or authentication, e.g. 127.0.0.1:9323")
 	f.StringVar(&clusterStore, "cluster-store", "", "join a cluster through etcd://IP:PORT[,IP:PORT…] (etcd's v3 API, 3.4 and later), or run one here with \"embedded\": an etcd member inside berthd, clients on --cluster-advertise and 127.0.0.1 at 2379, peers at 2380, data under --root")
 	f.StringVar(&clusterAdvertise, "cluster-advertise", "", "IP address other hosts of the cluster reach this one at (needed with --cluster-store)")
 	f.StringArrayVar(&clusterOpts, "cluster-store-opt", nil, "cluster store option KEY=VALUE[,…] (repeatable): cacert=FILE, cert=FILE, key=FILE for TLS to etcd")
@@ -132,6 +138,18 @@ func newCommand() *cobra.Command {
 	f.StringArrayVar(&dns, "dns", nil, "DNS server for containers' names that are not containers' (repeatable; default: the host's)")
 	cmd.SetVersionTemplate("berthd version {{.Version}}\n")
 	return cmd
+}
+
+// newLogger is the daemon's structured log on stderr in the format asked.
+func newLogger(format string, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("invalid --log-format %q: text or json", format)
 }
 
 // defaultCertPath is where the TLS files are looked for by default, as

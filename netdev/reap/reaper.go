@@ -55,6 +55,9 @@ type Reaper struct {
 	bridgeUse time.Time
 }
 
+// Backlog is how many retired devices wait to be deleted.
+func (r *Reaper) Backlog() int64 { return r.backlog.Load() }
+
 // New starts the reaper of host's devices; log gets the errors of
 // background work.
 func New(host *netdev.Host, log func(error)) *Reaper {
