@@ -15,11 +15,14 @@ import (
 	mevents "github.com/moby/moby/api/types/events"
 	itypes "github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/jsonstream"
+
+	"github.com/berth-net/berth/image"
 )
 
 func (d *Daemon) imageRoutes(mux *http.ServeMux) {
 	d.handle(mux, "POST /images/create", d.createImage)
 	d.handle(mux, "GET /images/json", d.listImages)
+	d.handle(mux, "POST /images/prune", d.pruneImages)
 	// Names have slashes ("library/busybox"): the route takes the rest of
 	// the path.
 	d.handle(mux, "GET /images/{name...}", d.inspectImage)
@@ -205,4 +208,64 @@ func (d *Daemon) removeImage(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// pruneImages removes the images no container uses: the untagged ones
+// (dangling), or with dangling=false every one, as dockerd does.
+func (d *Daemon) pruneImages(w http.ResponseWriter, r *http.Request) error {
+	f, err := parseFilters(r.URL.Query().Get("filters"), "dangling", "until", "label", "label!")
+	if err != nil {
+		return err
+	}
+	dangling, err := boolFilter(f, "dangling")
+	if err != nil {
+		return err
+	}
+	onlyDangling := dangling == nil || *dangling
+	var until time.Time
+	for _, v := range f.get("until") {
+		if until, err = parseUntil(v, time.Now()); err != nil {
+			return err
+		}
+	}
+	report := itypes.PruneReport{ImagesDeleted: []itypes.DeleteResponse{}}
+	for _, img := range d.images.List() {
+		switch {
+		case onlyDangling && len(img.RepoTags) > 0,
+			!until.IsZero() && !img.Created.Before(until),
+			!f.labels("label", img.Config.Labels),
+			f.has("label!") && f.labels("label!", img.Config.Labels),
+			len(d.containers.UsesImage(img.ID)) > 0:
+			continue
+		}
+		// Tag by tag, without force: the last tag takes the image, and a
+		// container that began to use it meanwhile keeps it.
+		refs := img.RepoTags
+		if len(refs) == 0 {
+			refs = []string{img.ID}
+		}
+		var removed []image.Removal
+		for _, ref := range refs {
+			rms, err := d.images.Remove(ref, false, d.containers.UsesImage)
+			if err != nil {
+				if errdefs.IsNotFound(err) || errdefs.IsConflict(err) {
+					break // gone or taken meanwhile
+				}
+				return err
+			}
+			removed = append(removed, rms...)
+		}
+		for _, rm := range removed {
+			report.ImagesDeleted = append(report.ImagesDeleted, itypes.DeleteResponse{Untagged: rm.Untagged, Deleted: rm.Deleted})
+			if rm.Untagged != "" {
+				d.events.Emit(mevents.ImageEventType, mevents.ActionUnTag, rm.Untagged, map[string]string{"name": rm.Untagged})
+			}
+			if rm.Deleted != "" {
+				d.events.Emit(mevents.ImageEventType, mevents.ActionDelete, rm.Deleted, map[string]string{"name": rm.Deleted})
+				report.SpaceReclaimed += uint64(img.Size)
+			}
+		}
+	}
+	d.events.Emit(mevents.ImageEventType, mevents.ActionPrune, "", map[string]string{"reclaimed": strconv.FormatUint(report.SpaceReclaimed, 10)})
+	return writeJSON(w, http.StatusOK, report)
 }

@@ -287,3 +287,59 @@ func TestStockDockerCLIImportsListsInspectsAndRemovesImages(t *testing.T) {
 		t.Errorf("docker image ls -q after rmi = %q", got)
 	}
 }
+
+func TestImagePruneTakesDanglingImagesAndLeavesThoseInUse(t *testing.T) {
+	t.Parallel()
+	d := nettest.NewHost(t).StartDaemon()
+	used := mustImport(t, d, tarOf(t, "bin/sh"), "used")
+	dangling := mustImport(t, d, tarOf(t, "bin/dangling"), "")
+	spare := mustImport(t, d, tarOf(t, "bin/spare"), "spare:1")
+	if _, err := d.Client.ContainerCreate(ctxT(t), client.ContainerCreateOptions{Config: &ctypes.Config{Image: "used", Cmd: []string{"true"}}}); err != nil {
+		t.Fatal(err)
+	}
+	ids := func() []string {
+		var out []string
+		res, err := d.Client.ImageList(ctxT(t), client.ImageListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, img := range res.Items {
+			out = append(out, img.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+
+	res, err := d.Client.ImagePrune(ctxT(t), client.ImagePruneOptions{})
+	if err != nil || len(res.Report.ImagesDeleted) != 1 || res.Report.ImagesDeleted[0].Deleted != dangling || res.Report.SpaceReclaimed == 0 {
+		t.Fatalf("prune of dangling images = %+v, %v; want %s alone", res.Report, err, dangling)
+	}
+	if got, want := ids(), slices.Sorted(slices.Values([]string{used, spare})); !slices.Equal(got, want) {
+		t.Fatalf("after the prune: %v, want %v", got, want)
+	}
+
+	all := client.Filters{}
+	all.Add("dangling", "false")
+	res, err = d.Client.ImagePrune(ctxT(t), client.ImagePruneOptions{Filters: all})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var untagged []string
+	for _, rm := range res.Report.ImagesDeleted {
+		if rm.Untagged != "" {
+			untagged = append(untagged, rm.Untagged)
+		}
+	}
+	if !slices.Equal(untagged, []string{"spare:1"}) || res.Report.ImagesDeleted[len(res.Report.ImagesDeleted)-1].Deleted != spare {
+		t.Errorf("prune of every unused image = %+v", res.Report.ImagesDeleted)
+	}
+	if got := ids(); !slices.Equal(got, []string{used}) {
+		t.Errorf("after pruning all: %v, want the image in use alone", got)
+	}
+
+	bad := client.Filters{}
+	bad.Add("dangling", "maybe")
+	if _, err := d.Client.ImagePrune(ctxT(t), client.ImagePruneOptions{Filters: bad}); !cerrdefs.IsInvalidArgument(err) {
+		t.Errorf("dangling=maybe: %v, want 400", err)
+	}
+}

@@ -50,6 +50,7 @@ func newImageImportCommand(c *cli) *cobra.Command {
 		Args:  rangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src := c.in
+			var size int64
 			if args[0] != "-" {
 				f, err := os.Open(args[0])
 				if err != nil {
@@ -57,6 +58,9 @@ func newImageImportCommand(c *cli) *cobra.Command {
 				}
 				defer f.Close()
 				src = f
+				if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+					size = st.Size()
+				}
 			}
 			ref := ""
 			if len(args) == 2 {
@@ -67,7 +71,11 @@ func newImageImportCommand(c *cli) *cobra.Command {
 				return err
 			}
 			opts.Changes = changes.values
-			res, err := dc.ImageImport(cmd.Context(), client.ImageImportSource{Source: src, SourceName: "-"}, ref, opts)
+			// The daemon answers once it has the whole tarball: the
+			// line shows the upload, then the time the unpacking takes.
+			p := c.newProgress("Importing", size)
+			res, err := dc.ImageImport(cmd.Context(), client.ImageImportSource{Source: p.Reader(src), SourceName: "-"}, ref, opts)
+			p.End()
 			if err != nil {
 				return err
 			}

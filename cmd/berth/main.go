@@ -38,6 +38,7 @@ var commandGroups = []func(*cli) *cobra.Command{
 	newImagesCommand,
 	newRmiCommand,
 	newImportCommand,
+	newSystemCommand,
 }
 
 // cli is what every command shares: the streams it reads and writes and its

@@ -526,7 +526,9 @@ func newNetworkPruneCommand(c *cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			p := c.newProgress("Pruning networks", 0)
 			res, err := dc.NetworkPrune(cmd.Context(), client.NetworkPruneOptions{Filters: filter.filters})
+			p.End()
 			if err != nil {
 				return err
 			}
