@@ -128,6 +128,7 @@ func (d *Daemon) routes() http.Handler {
 	d.handle(mux, "GET /events", d.streamEvents)
 	d.handle(mux, "GET /plugins", d.listPlugins)
 	d.swarmRoutes(mux)
+	d.uiRoutes(mux)
 
 	// Go's runtime profiles, served on the socket as dockerd serves them:
 	//   curl --unix-socket /run/berth/berth.sock -o cpu.pprof \

@@ -2,6 +2,7 @@ package topology
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -107,6 +108,9 @@ func (p Port) String() string {
 type Input struct {
 	// Host is the daemon's host name (Info.Name).
 	Host string
+	// HostID is the daemon's ID (Info.ID), the name a cluster's peers may
+	// know the host by.
+	HostID string
 	// Networks are network inspects, with their Containers.
 	Networks []network.Inspect
 	// Containers are the container list with all=true.
@@ -127,7 +131,10 @@ func Build(in Input) Model {
 	byName := map[string]string{} // network name → ID
 	for _, n := range in.Networks {
 		byName[n.Name] = n.ID
-		m.Networks = append(m.Networks, networkOf(n))
+	}
+	gateways := gatewaysSeen(in, byName)
+	for _, n := range in.Networks {
+		m.Networks = append(m.Networks, networkOf(n, gateways[n.ID]))
 	}
 	slices.SortFunc(m.Networks, func(a, b Network) int { return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID)) })
 
@@ -174,7 +181,31 @@ func Build(in Input) Model {
 	return m
 }
 
-func networkOf(n network.Inspect) Network {
+// gatewaysSeen are the gateways containers' endpoints report, by network:
+// a network's inspect shows no gateway berth chose itself, as dockerd's
+// does not, and the picture wants it.
+func gatewaysSeen(in Input, byName map[string]string) map[string][]netip.Addr {
+	out := map[string][]netip.Addr{}
+	for _, c := range in.Containers {
+		if c.NetworkSettings == nil {
+			continue
+		}
+		for name, es := range c.NetworkSettings.Networks {
+			if es == nil {
+				continue
+			}
+			id := cmp.Or(byName[name], es.NetworkID)
+			for _, gw := range []netip.Addr{es.Gateway, es.IPv6Gateway} {
+				if gw.IsValid() && !slices.Contains(out[id], gw) {
+					out[id] = append(out[id], gw)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func networkOf(n network.Inspect, gateways []netip.Addr) Network {
 	out := Network{
 		ID: n.ID, Name: n.Name, Driver: n.Driver, Scope: n.Scope,
 		IPv6: n.EnableIPv6, Internal: n.Internal, ICC: n.Options[optionICC] != "false",
@@ -191,8 +222,14 @@ func networkOf(n network.Inspect) Network {
 			continue
 		}
 		s := Subnet{Subnet: c.Subnet.String()}
-		if c.Gateway.IsValid() {
-			s.Gateway = c.Gateway.String()
+		gw := c.Gateway
+		if !gw.IsValid() {
+			if i := slices.IndexFunc(gateways, c.Subnet.Contains); i >= 0 {
+				gw = gateways[i]
+			}
+		}
+		if gw.IsValid() {
+			s.Gateway = gw.String()
 		}
 		out.Subnets = append(out.Subnets, s)
 	}
@@ -299,7 +336,7 @@ func hostsOf(in Input) []Host {
 	for _, n := range in.Networks {
 		for _, p := range n.Peers {
 			ip := addrString(p.IP)
-			if p.Name == in.Host {
+			if p.Name == in.Host || in.HostID != "" && p.Name == in.HostID {
 				local.IP = ip
 				continue
 			}

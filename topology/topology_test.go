@@ -96,6 +96,9 @@ func fixedInput() Input {
 		idQ2: ep("q2", "e06", "10.30.0.3/24", "02:42:0a:1e:00:03"),
 	})
 	quiet.Options = map[string]string{"com.docker.network.bridge.enable_icc": "false"}
+	// As dockerd, berthd's inspect shows no gateway it chose itself; the
+	// containers' endpoints report it.
+	quiet.IPAM.Config[0].Gateway = netip.Addr{}
 	bridge := bridgeNet(idBridge, "bridge", "172.17.0.0/16", "172.17.0.1", map[string]network.EndpointResource{
 		idWork: ep("worker", "e07", "172.17.0.2/16", "02:42:ac:11:00:02"),
 	})
@@ -123,7 +126,7 @@ func fixedInput() Input {
 			webSummary,
 			summary(idDB, "db", container.StateRunning, "secret", map[string]*network.EndpointSettings{
 				"secret": {NetworkID: idSecret, Aliases: []string{"database", "postgres"}}}),
-			summary(idQ1, "q1", container.StateRunning, "quiet", map[string]*network.EndpointSettings{"quiet": {NetworkID: idQuiet}}),
+			summary(idQ1, "q1", container.StateRunning, "quiet", map[string]*network.EndpointSettings{"quiet": {NetworkID: idQuiet, Gateway: addr("10.30.0.1")}}),
 			summary(idQ2, "q2", container.StateRunning, "quiet", map[string]*network.EndpointSettings{"quiet": {NetworkID: idQuiet}}),
 			summary(idSide, "side", container.StateRunning, "container:web", map[string]*network.EndpointSettings{}),
 			summary(idTool, "tool", container.StateRunning, "host", map[string]*network.EndpointSettings{"host": {NetworkID: idHost}}),
@@ -222,8 +225,8 @@ func TestBuildReadsTheDaemonsState(t *testing.T) {
 	if e := c("old").Endpoints; len(e) != 1 || e[0].Live || e[0].IPv4 != "172.18.0.50" {
 		t.Errorf("a stopped container's endpoint is what it asked for, not live: %+v", e)
 	}
-	if n, _ := a.Network(idQuiet); n.ICC {
-		t.Error("quiet has enable_icc=false but the model says ICC")
+	if n, _ := a.Network(idQuiet); n.ICC || len(n.Subnets) != 1 || n.Subnets[0].Gateway != "10.30.0.1" {
+		t.Errorf("quiet has enable_icc=false and the gateway its containers report: %+v", n)
 	}
 	if n, _ := a.Network(idSecret); !n.Internal || !n.ICC {
 		t.Errorf("secret: %+v", n)
