@@ -158,6 +158,15 @@ func TestTopologyDescribesTheDaemonsNetworks(t *testing.T) {
 	if _, body := getBody(t, c, "/topology?format=dot"); !bytes.HasPrefix(body, []byte(`graph "berth" {`)) || !bytes.Contains(body, []byte("10.61.0.2/24")) {
 		t.Errorf("DOT: %s", body)
 	}
+	// The CLI builds the picture from the Engine API; it is berthd's.
+	for _, q := range [][2]string{{"format=svg", "svg"}, {"format=dot&network=secret&network=quiet", "dot secret quiet"}} {
+		_, want := getBody(t, c, "/topology?"+q[0])
+		args := append([]string{"network", "graph", "--format"}, strings.Fields(q[1])...)
+		stdout, stderr, code := berth(t, d, args...)
+		if code != 0 || stdout != string(want) {
+			t.Errorf("berth %s: exit %d: %s\n%s\nwant GET /topology?%s:\n%s", strings.Join(args, " "), code, stderr, stdout, q[0], want)
+		}
+	}
 
 	for _, bad := range []struct {
 		query  string
