@@ -197,6 +197,40 @@ func TestTopologyDescribesTheDaemonsNetworks(t *testing.T) {
 	}
 }
 
+func TestTopologyShowsTheOtherHostsOfAnOverlay(t *testing.T) {
+	t.Parallel()
+	c := overlayCluster(t, 2)
+	h1, h2 := c.Hosts[0], c.Hosts[1]
+	ov := create(t, h1.Daemon, "ov", client.NetworkCreateOptions{Driver: "overlay",
+		IPAM: &network.IPAM{Config: []network.IPAMConfig{{Subnet: netip.MustParsePrefix("10.70.0.0/24")}}}})
+	onEveryHost(t, c, 5*time.Second, func(_ int, d *nettest.Daemon) error { return listedAs(d, "ov", ov) })
+	runContainer(t, h1.Daemon, spec{name: "left", network: "ov", cmd: []string{"sleep", "100000"}})
+	runContainer(t, h2.Daemon, spec{name: "right", network: "ov", cmd: []string{"sleep", "100000"}})
+	sc := socketClient(h1.Daemon)
+	waitFor(t, 10*time.Second, func() error {
+		m := getTopology(t, sc, "format=json")
+		var local, other []topology.Host
+		for _, h := range m.Hosts {
+			if h.Local {
+				local = append(local, h)
+			} else {
+				other = append(other, h)
+			}
+		}
+		if len(local) != 1 || local[0].IP != h1.Addr.String() {
+			return fmt.Errorf("this host: %+v, want one at %s", local, h1.Addr)
+		}
+		if len(other) != 1 || other[0].IP != h2.Addr.String() || !slices.Equal(other[0].Networks, []string{ov}) {
+			return fmt.Errorf("other hosts: %+v, want host 2 at %s, sharing ov", other, h2.Addr)
+		}
+		return nil
+	})
+	_, body := getBody(t, sc, "/topology?format=svg")
+	if !bytes.Contains(body, []byte(`class="peer-link"`)) || !bytes.Contains(body, []byte(h2.Addr.String())) {
+		t.Errorf("the SVG does not draw host 2 joined to ov:\n%s", body)
+	}
+}
+
 // TestTopologyPageNamesNothingOutsideBerthd: the page must work where
 // berthd's host reaches no other machine, so it loads nothing from
 // elsewhere.
