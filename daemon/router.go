@@ -130,6 +130,7 @@ func (d *Daemon) routes() http.Handler {
 	// Prometheus' text format; also on --metrics-addr when given.
 	mux.Handle("GET /metrics", d.metrics.Handler())
 	d.swarmRoutes(mux)
+	d.uiRoutes(mux)
 
 	// Go's runtime profiles, served on the socket as dockerd serves them:
 	//   curl --unix-socket /run/berth/berth.sock -o cpu.pprof \

@@ -22,6 +22,7 @@ func newNetworkCommand(c *cli) *cobra.Command {
 		newNetworkConnectCommand(c),
 		newNetworkCreateCommand(c),
 		newNetworkDisconnectCommand(c),
+		newNetworkGraphCommand(c),
 		newNetworkInspectCommand(c),
 		newNetworkListCommand(c),
 		newNetworkPruneCommand(c),
