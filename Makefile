@@ -36,7 +36,7 @@ test: build
 
 # Only what needs no root: the controller against fakes, the firewall's
 # messages through a test dialer, IPAM, the resolver, the store, the CLI.
-UNIT_PKGS = ./network/ ./firewall/ ./ipam/ ./resolver/ ./store/ ./cmd/berth/ ./internal/stringid/ ./bench/compare/
+UNIT_PKGS = ./network/ ./firewall/ ./ipam/ ./resolver/ ./store/ ./cmd/berth/ ./internal/stringid/ ./bench/compare/ ./topology/
 unit:
 	$(GO) test -count=1 -cover $(UNIT_PKGS)
 
