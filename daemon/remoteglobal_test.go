@@ -14,14 +14,15 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-net/berth/cluster"
 	"github.com/berth-net/berth/internal/nettest"
 )
 
 // stretchPlugin is a global-scope network plugin as weave's is: one layer-2
-// segment per network across the hosts, a bridge on each host joined to
-// the other hosts' by VXLAN over the underlay, flooding to all of them
-// (no control plane of its own). One plugin serves every host of the
-// cluster: a join's sandbox path tells which host asks.
+// segment per network across the hosts, a bridge on each host joined by
+// VXLAN over the underlay to every host berthd told it of (DiscoverNew),
+// flooding to all of them. One plugin serves every host of the cluster:
+// a join's sandbox path tells which host asks.
 type stretchPlugin struct {
 	c *nettest.Cluster
 
@@ -29,6 +30,15 @@ type stretchPlugin struct {
 	creates int
 	deletes int
 	hostOf  map[string]*nettest.ClusterHost // endpoint ID → host
+	// nodes counts the hosts berthds announced (address, self), gone
+	// those they said left.
+	nodes map[nodeNote]int
+	gone  map[string]int
+}
+
+type nodeNote struct {
+	addr string
+	self bool
 }
 
 // stretchPort keeps the plugin's VXLAN off berth's own overlay port.
@@ -69,14 +79,14 @@ func (p *stretchPlugin) segment(h *nettest.ClusterHost, id string) (netlink.Link
 	if err := h.Netlink.LinkAdd(vx); err != nil {
 		return nil, err
 	}
-	for _, other := range p.c.Hosts {
-		if other == h {
+	for n := range p.nodes {
+		if n.addr == h.Addr.String() || n.self {
 			continue
 		}
 		flood := &netlink.Neigh{LinkIndex: vx.Index, Family: unix.AF_BRIDGE, Flags: netlink.NTF_SELF,
-			State: netlink.NUD_PERMANENT, IP: other.Addr.AsSlice(), HardwareAddr: net.HardwareAddr{0, 0, 0, 0, 0, 0}}
+			State: netlink.NUD_PERMANENT, IP: net.ParseIP(n.addr), HardwareAddr: net.HardwareAddr{0, 0, 0, 0, 0, 0}}
 		if err := h.Netlink.NeighAppend(flood); err != nil {
-			return nil, fmt.Errorf("flood entry for %s: %w", other.Addr, err)
+			return nil, fmt.Errorf("flood entry for %s: %w", n.addr, err)
 		}
 	}
 	for _, l := range []netlink.Link{vx, br} {
@@ -155,8 +165,50 @@ func (p *stretchPlugin) AllocateNetwork(*pnet.AllocateNetworkRequest) (*pnet.All
 	return &pnet.AllocateNetworkResponse{}, nil
 }
 func (p *stretchPlugin) FreeNetwork(*pnet.FreeNetworkRequest) error       { return nil }
-func (p *stretchPlugin) DiscoverNew(*pnet.DiscoveryNotification) error    { return nil }
-func (p *stretchPlugin) DiscoverDelete(*pnet.DiscoveryNotification) error { return nil }
+func (p *stretchPlugin) DiscoverNew(r *pnet.DiscoveryNotification) error {
+	n, err := nodeOf(r)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.nodes[n]++
+	return nil
+}
+
+func (p *stretchPlugin) DiscoverDelete(r *pnet.DiscoveryNotification) error {
+	n, err := nodeOf(r)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gone[n.addr]++
+	return nil
+}
+
+// nodeOf reads a node discovery as libnetwork sends it.
+func nodeOf(r *pnet.DiscoveryNotification) (nodeNote, error) {
+	data, ok := r.DiscoveryData.(map[string]any)
+	addr, _ := data["Address"].(string)
+	self, _ := data["Self"].(bool)
+	if r.DiscoveryType != 1 || !ok || net.ParseIP(addr) == nil {
+		return nodeNote{}, fmt.Errorf("not a node discovery: %+v", r)
+	}
+	return nodeNote{addr, self}, nil
+}
+
+// heard tells whether every host announced every host, itself as self.
+func (p *stretchPlugin) heard() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, h := range p.c.Hosts {
+		if p.nodes[nodeNote{h.Addr.String(), true}] != 1 || p.nodes[nodeNote{h.Addr.String(), false}] != len(p.c.Hosts)-1 {
+			return fmt.Errorf("node discoveries so far: %v", p.nodes)
+		}
+	}
+	return nil
+}
 func (p *stretchPlugin) ProgramExternalConnectivity(*pnet.ProgramExternalConnectivityRequest) error {
 	return nil
 }
@@ -172,12 +224,16 @@ func TestGlobalPluginNetworkSpansTheCluster(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	c := overlayCluster(t, 2, nettest.DaemonArgs("--plugins-dir", dir))
-	p := &stretchPlugin{c: c, hostOf: map[string]*nettest.ClusterHost{}}
+	p := &stretchPlugin{c: c, hostOf: map[string]*nettest.ClusterHost{}, nodes: map[nodeNote]int{}, gone: map[string]int{}}
 	servePlugin(t, dir, "stretch", p)
 	h1, h2 := c.Hosts[0].Daemon, c.Hosts[1].Daemon
 
 	id := berthOK(t, h1, "network", "create", "-d", "stretch", "wide")
 	onEveryHost(t, c, 2*time.Second, func(_ int, d *nettest.Daemon) error { return listedAs(d, "wide", id) })
+	// Each berthd tells the plugin of the cluster's hosts once it uses
+	// the plugin (Docker's node discovery), and that is how the plugin
+	// knows where to send.
+	waitFor(t, 5*time.Second, p.heard)
 	nw := inspect(t, h2, "wide")
 	if nw.Scope == "local" || nw.Driver != "stretch" || len(nw.IPAM.Config) != 1 {
 		t.Fatalf("host 2 shows wide as %s, driver %s, IPAM %+v; want a cluster-wide network of the plugin with one subnet", nw.Scope, nw.Driver, nw.IPAM.Config)
@@ -218,4 +274,18 @@ func TestGlobalPluginNetworkSpansTheCluster(t *testing.T) {
 	if _, err := c.Hosts[0].Netlink.LinkByName("sp" + short(id)); err == nil {
 		t.Errorf("the plugin's bridge is still on host 1")
 	}
+	p.mu.Unlock()
+
+	// A host that dies leaves the cluster when its lease ends: the
+	// other host's berthd tells the plugin (DiscoverDelete).
+	c.Hosts[1].Daemon.Kill()
+	waitFor(t, 2*cluster.DefaultLeaseTTL+5*time.Second, func() error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.gone[c.Hosts[1].Addr.String()] != 1 || len(p.gone) != 1 {
+			return fmt.Errorf("hosts said to have left: %v", p.gone)
+		}
+		return nil
+	})
+	p.mu.Lock()
 }

@@ -246,6 +246,16 @@ type Peers interface {
 
 // Driver is a network driver: built in, or a plugin's adapter. The
 // controller knows drivers only through this contract.
+// NodeWatcher is a driver that wants to know the hosts of the cluster
+// (Docker's node discovery, which remote plugins get as DiscoverNew and
+// DiscoverDelete). The controller tells it of every host that registers
+// in the cluster store, this one (self) included, and of every host whose
+// registration goes, one call at a time and never on a request's path.
+type NodeWatcher interface {
+	NodeJoined(addr netip.Addr, self bool) error
+	NodeLeft(addr netip.Addr, self bool) error
+}
+
 type Driver interface {
 	// Name is the name users give with --driver.
 	Name() string

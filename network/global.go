@@ -123,6 +123,8 @@ type global struct {
 	creating map[string]bool
 	// orphans are other hosts' endpoints of networks not known yet.
 	orphans map[string]*globalEndpoint
+	// nodes are the hosts of the cluster, for the drivers that follow them.
+	nodes *nodes
 }
 
 // startGlobal loads the cluster's state; the follower starts after load.
@@ -135,6 +137,7 @@ func (c *Controller) startGlobal(st *cluster.Store) ([]cluster.KV, *cluster.Subs
 	g := &global{
 		store: st, host: st.HostID(), vtep: st.Advertise(), space: space, stop: cancel, done: make(chan struct{}),
 		applied: make(chan struct{}), creating: map[string]bool{}, orphans: map[string]*globalEndpoint{},
+		nodes: newNodes(),
 	}
 	g.cache = st.Watch(ctx, "")
 	select {
@@ -144,6 +147,7 @@ func (c *Controller) startGlobal(st *cluster.Store) ([]cluster.KV, *cluster.Subs
 		return nil, nil, fmt.Errorf("cluster store: no state within 30 s")
 	}
 	c.global = g
+	go c.tellNodes(ctx)
 	snap, sub := g.cache.Subscribe(4096)
 	return snap, sub, nil
 }
@@ -326,6 +330,14 @@ func (c *Controller) resync(snap []cluster.KV) {
 		nw.mu.Unlock()
 	}
 	c.mu.RUnlock()
+	g := c.global
+	g.nodes.mu.Lock()
+	for id := range g.nodes.hosts {
+		if !have[cluster.HostsPrefix+id] {
+			gone = append(gone, cluster.Change{Key: cluster.HostsPrefix + id, Deleted: true})
+		}
+	}
+	g.nodes.mu.Unlock()
 	c.applyChanges(append(gone, snapshotChanges(snap)...), false)
 	c.settlePeers()
 }
@@ -345,6 +357,8 @@ func (c *Controller) applyChanges(batch []cluster.Change, tell bool) {
 			} else {
 				c.addGlobalNetwork(id, ch.Value)
 			}
+		case strings.HasPrefix(ch.Key, cluster.HostsPrefix):
+			c.hostChanged(ch)
 		case strings.HasPrefix(ch.Key, keyEndpoints):
 			netID, epID, _ := strings.Cut(strings.TrimPrefix(ch.Key, keyEndpoints), "/")
 			if ch.Deleted {

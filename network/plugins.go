@@ -41,6 +41,7 @@ func (c *Controller) lookupDriver(name string) (driver.Driver, error) {
 		return known, nil
 	}
 	c.drivers[name] = drv
+	c.introduce(drv)
 	return drv, nil
 }
 

@@ -114,3 +114,18 @@ const (
 	localAddressSpace  = "LocalDefault"
 	globalAddressSpace = "GlobalDefault"
 )
+
+// discoveryNotification is DiscoverNew's and DiscoverDelete's request;
+// berth sends node discovery (type 1) alone, as libnetwork's
+// NodeDiscoveryData.
+type discoveryNotification struct {
+	DiscoveryType int
+	DiscoveryData nodeDiscoveryData
+}
+
+type nodeDiscoveryData struct {
+	Address string
+	Self    bool
+}
+
+const nodeDiscovery = 1

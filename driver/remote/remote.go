@@ -73,6 +73,16 @@ func (d *Driver) call(method string, args, ret any) error {
 	return d.plugin.Call("NetworkDriver."+method, args, ret)
 }
 
+// NodeJoined tells the plugin of a host of the cluster (DiscoverNew).
+func (d *Driver) NodeJoined(addr netip.Addr, self bool) error {
+	return d.call("DiscoverNew", discoveryNotification{nodeDiscovery, nodeDiscoveryData{addr.String(), self}}, nil)
+}
+
+// NodeLeft tells the plugin a host left the cluster (DiscoverDelete).
+func (d *Driver) NodeLeft(addr netip.Addr, self bool) error {
+	return d.call("DiscoverDelete", discoveryNotification{nodeDiscovery, nodeDiscoveryData{addr.String(), self}}, nil)
+}
+
 func (d *Driver) Name() string                      { return d.name }
 func (d *Driver) Capabilities() driver.Capabilities { return d.caps }
 
