@@ -164,7 +164,7 @@ func (p *stretchPlugin) EndpointInfo(*pnet.InfoRequest) (*pnet.InfoResponse, err
 func (p *stretchPlugin) AllocateNetwork(*pnet.AllocateNetworkRequest) (*pnet.AllocateNetworkResponse, error) {
 	return &pnet.AllocateNetworkResponse{}, nil
 }
-func (p *stretchPlugin) FreeNetwork(*pnet.FreeNetworkRequest) error       { return nil }
+func (p *stretchPlugin) FreeNetwork(*pnet.FreeNetworkRequest) error { return nil }
 func (p *stretchPlugin) DiscoverNew(r *pnet.DiscoveryNotification) error {
 	n, err := nodeOf(r)
 	if err != nil {
