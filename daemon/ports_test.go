@@ -421,7 +421,18 @@ func TestCrashWhilePublishingLeavesExactlyTheRunningContainersPorts(t *testing.T
 			}
 		}
 	}()
-	time.Sleep(1500 * time.Millisecond)
+	// The crash comes while containers are being started, once some run:
+	// a fixed delay would find none on a loaded machine.
+	waitFor(t, 20*time.Second, func() error {
+		list, err := d.Client.ContainerList(ctxT(t), client.ContainerListOptions{})
+		if err != nil {
+			return err
+		}
+		if len(list.Items) < 2 {
+			return fmt.Errorf("%d containers run", len(list.Items))
+		}
+		return nil
+	})
 	d.Kill()
 	<-done
 	d.Start()
