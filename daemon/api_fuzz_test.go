@@ -246,13 +246,15 @@ func FuzzListFilters(f *testing.F) {
 		{3, `{"dangling":{"false":true},"reference":{"fuzz*":true},"before":{"fuzzbase":true},"since":{"fuzzbase":true},"until":{"1h":true}}`},
 		{3, `{"reference":{"[":true}}`},
 		{4, `{"nosuch":{"x":true}}`},
+		{5, `{"dangling":{"false":true},"until":{"1h":true},"label!":{"a":true}}`},
+		{5, `{"dangling":{"maybe":true}}`},
 		{0, `null`}, {0, `[]`}, {0, `{"name":null}`}, {0, `{"name":[null]}`}, {0, ``},
 	} {
 		f.Add(s.route, s.filters)
 	}
 	routes := []struct{ method, path string }{
 		{"GET", "/networks"}, {"POST", "/networks/prune"}, {"GET", "/containers/json?all=1"},
-		{"GET", "/images/json"}, {"GET", "/containers/json?limit=1"},
+		{"GET", "/images/json"}, {"GET", "/containers/json?limit=1"}, {"POST", "/images/prune"},
 	}
 	fd := newFakeDaemon(f)
 	f.Fuzz(func(t *testing.T, route uint8, filters string) {
@@ -306,6 +308,11 @@ func FuzzAPIRequest(f *testing.F) {
 		"POST /containers/c1/attach?stream=1&stdout=1&stdin=1 HTTP/1.1\r\nHost: berthd\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n\r\n",
 		"POST /exec/x/resize?h=1&w=x HTTP/1.1\r\nHost: berthd\r\n\r\n",
 		"POST /containers/c1/resize?h=70000&w=-1 HTTP/1.1\r\nHost: berthd\r\n\r\n",
+		"GET /metrics HTTP/1.1\r\nHost: berthd\r\n\r\n",
+		"GET /topology?format=svg&network=net1 HTTP/1.1\r\nHost: berthd\r\n\r\n",
+		"GET /topology?format=dot&network=nosuch HTTP/1.1\r\nHost: berthd\r\n\r\n",
+		"GET /topology?format=png HTTP/1.1\r\nHost: berthd\r\n\r\n",
+		"GET /ui/ HTTP/1.1\r\nHost: berthd\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
