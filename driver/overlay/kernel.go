@@ -1,0 +1,20 @@
+package overlay
+
+import (
+	"github.com/berth-net/berth/driver"
+	"github.com/berth-net/berth/netdev"
+)
+
+var _ driver.KernelNeeds = (*Driver)(nil)
+
+func (d *Driver) KernelFeatures() []driver.KernelFeature {
+	return []driver.KernelFeature{
+		{Kind: netdev.KindVxlan, For: "every network"},
+		{Kind: netdev.KindBridge, For: "every network"},
+		{Kind: netdev.KindVeth, For: "every container's attachment"},
+	}
+}
+
+func (d *Driver) NetworkKernelFeatures(*driver.Network) []string {
+	return []string{netdev.KindVxlan, netdev.KindBridge, netdev.KindVeth}
+}
