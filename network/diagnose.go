@@ -32,6 +32,20 @@ func (c *Controller) Drivers() []driver.Driver {
 // about it.
 func DriverNetwork(rec *Network) *driver.Network { return driverNetwork(rec) }
 
+// FirewallDevices are the devices of the networks under berth's
+// firewall, by network ID.
+func (c *Controller) FirewallDevices() map[string]string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := map[string]string{}
+	for id, nw := range c.networks {
+		if fn, ok := firewallNetwork(nw); ok {
+			out[id] = fn.Bridge
+		}
+	}
+	return out
+}
+
 // snapshot is every network and every sandbox, the sandboxes' endpoints
 // read under their locks.
 type snapshot struct {
