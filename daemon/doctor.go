@@ -94,19 +94,23 @@ func (d *Daemon) checkKernel(nets []network.Network) []api.Finding {
 	var out []api.Finding
 	for _, n := range drivers {
 		name := n.drv.Name()
-		var have, lack []string
-		var modules []string
+		var have, lack, modules []string
+		every := false
 		for _, f := range n.features {
 			perr := probed[f.Kind]
 			if perr == nil {
 				have = append(have, f.Kind)
 				continue
 			}
-			if errors.Is(perr, netdev.ErrUnsupported) {
-				lack = append(lack, fmt.Sprintf("%s (%s)", f.Kind, f.For))
-			} else {
-				lack = append(lack, fmt.Sprintf("%s (%s: %v)", f.Kind, f.For, perr))
+			what := f.Kind
+			if f.For != "" {
+				what += " (for " + f.For + ")"
 			}
+			if !errors.Is(perr, netdev.ErrUnsupported) {
+				what += fmt.Sprintf(" (the probe: %v)", perr)
+			}
+			lack = append(lack, what)
+			every = every || f.For == ""
 			m := kernelModules[f.Kind]
 			modules = append(modules, fmt.Sprintf("%s (%s)", m[0], m[1]))
 		}
@@ -128,16 +132,19 @@ func (d *Daemon) checkKernel(nets []network.Network) []api.Finding {
 				}
 			}
 		}
-		fix := "load the module or boot a kernel built with it: modprobe " + strings.Join(modules, ", modprobe ")
-		msg := fmt.Sprintf("%s: the kernel lacks %s", name, strings.Join(lack, "; "))
+		fix := "load the module, or boot a kernel built with it: modprobe " + strings.Join(modules, ", modprobe ")
+		msg := fmt.Sprintf("%s: the kernel lacks %s", name, strings.Join(lack, ", "))
 		if len(have) > 0 {
 			msg += fmt.Sprintf("; it has %s", strings.Join(have, ", "))
 		}
-		if len(broken) > 0 {
+		switch {
+		case len(broken) > 0:
 			out = append(out, fail("kernel", fix, "%s; networks without their devices: %s", msg, strings.Join(broken, ", ")))
-			continue
+		case every:
+			out = append(out, warn("kernel", fix, "%s; no %s network can be made", msg, name))
+		default:
+			out = append(out, warn("kernel", fix, "%s; %s networks that need what it lacks cannot be made", msg, name))
 		}
-		out = append(out, warn("kernel", fix, "%s; networks that need it cannot be made", msg))
 	}
 	return out
 }
@@ -417,7 +424,7 @@ func (d *Daemon) checkRoutes(nets []network.Network) []api.Finding {
 		}
 	}
 	if len(out) == 0 {
-		out = append(out, ok("routes", "no subnet of berth's networks and no default address pool overlaps the host's %d other routes", len(foreign)))
+		out = append(out, ok("routes", "no subnet of berth's networks and no default address pool overlaps any of the host's other routes (%d)", len(foreign)))
 	}
 	return out
 }

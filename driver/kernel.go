@@ -5,8 +5,8 @@ package driver
 type KernelFeature struct {
 	// Kind is the link kind as netlink names it (netdev.KindBridge, …).
 	Kind string
-	// For says which networks need it, for a report: "every network",
-	// "networks without -o parent".
+	// For says which networks need it, for a report ("networks without
+	// -o parent"); empty when every network of the driver does.
 	For string
 }
 

@@ -9,8 +9,8 @@ var _ driver.KernelNeeds = (*Driver)(nil)
 
 func (d *Driver) KernelFeatures() []driver.KernelFeature {
 	return []driver.KernelFeature{
-		{Kind: netdev.KindBridge, For: "every network"},
-		{Kind: netdev.KindVeth, For: "every container's attachment"},
+		{Kind: netdev.KindBridge},
+		{Kind: netdev.KindVeth},
 	}
 }
 

@@ -9,9 +9,9 @@ var _ driver.KernelNeeds = (*Driver)(nil)
 
 func (d *Driver) KernelFeatures() []driver.KernelFeature {
 	return []driver.KernelFeature{
-		{Kind: d.kind, For: "every network"},
-		{Kind: netdev.KindDummy, For: "networks without -o parent, and internal ones (berth makes a dummy parent)"},
-		{Kind: netdev.KindVLAN, For: "networks on a VLAN of a parent (-o parent=eth0.10) whose sub-interface berth makes"},
+		{Kind: d.kind},
+		{Kind: netdev.KindDummy, For: "networks without -o parent, and internal ones, whose parent berth makes as a dummy link"},
+		{Kind: netdev.KindVLAN, For: "networks on a VLAN sub-interface berth makes, such as -o parent=eth0.10"},
 	}
 }
 

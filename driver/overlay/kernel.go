@@ -9,9 +9,9 @@ var _ driver.KernelNeeds = (*Driver)(nil)
 
 func (d *Driver) KernelFeatures() []driver.KernelFeature {
 	return []driver.KernelFeature{
-		{Kind: netdev.KindVxlan, For: "every network"},
-		{Kind: netdev.KindBridge, For: "every network"},
-		{Kind: netdev.KindVeth, For: "every container's attachment"},
+		{Kind: netdev.KindVxlan},
+		{Kind: netdev.KindBridge},
+		{Kind: netdev.KindVeth},
 	}
 }
 
