@@ -127,7 +127,10 @@ func TestDoctorFindsWhatWasMadeWrongInTheHost(t *testing.T) {
 		t.Fatalf("app has %s; the routes below assume 172.18.0.0/16", subnet)
 	}
 	aNS, ep := attach(t, d, "a", "app")
-	attach(t, d, "b", "app")
+	bNS, epB := attach(t, d, "b", "app")
+	cNS, _ := attach(t, d, "c", "app")
+	echoServer(t, bNS, ":7000")
+	toB := epB.IPAddress.String() + ":7000"
 	bridge := "br-" + ep.NetworkID[:12]
 
 	// Forwarding off.
@@ -162,6 +165,14 @@ func TestDoctorFindsWhatWasMadeWrongInTheHost(t *testing.T) {
 	}
 	if err := conn.Flush(); err != nil {
 		t.Fatal(err)
+	}
+	// With br_netfilter passing bridged frames to ip tables, the foreign
+	// chain drops even traffic between containers of one network.
+	var brnf []byte
+	if err := h.Do(func() (err error) { brnf, err = os.ReadFile("/proc/sys/net/bridge/bridge-nf-call-iptables"); return err }); err == nil && strings.TrimSpace(string(brnf)) == "1" {
+		if err := roundTrip(cNS, toB); err == nil {
+			t.Errorf("c reaches b through a FORWARD chain that drops by policy, with br_netfilter on")
+		}
 	}
 	// Routes over app's subnet and over a default pool, out of a device
 	// that is not berth's.
@@ -242,6 +253,9 @@ func TestDoctorFindsWhatWasMadeWrongInTheHost(t *testing.T) {
 	}
 	if out, stderr, code, err := d.Run(ctxT(t), "", "sh", "-c", fix); err != nil || code != 0 {
 		t.Fatalf("the fix %q: exit %d, %v: %s%s", fix, code, err, out, stderr)
+	}
+	if err := roundTrip(cNS, toB); err != nil {
+		t.Errorf("c → b after the fix: %v", err)
 	}
 	for _, dst := range []string{"172.18.5.0/24", "172.25.0.0/16"} {
 		_, n, _ := net.ParseCIDR(dst)
