@@ -169,7 +169,10 @@ func TestDoctorFindsWhatWasMadeWrongInTheHost(t *testing.T) {
 	// With br_netfilter passing bridged frames to ip tables, the foreign
 	// chain drops even traffic between containers of one network.
 	var brnf []byte
-	if err := h.Do(func() (err error) { brnf, err = os.ReadFile("/proc/sys/net/bridge/bridge-nf-call-iptables"); return err }); err == nil && strings.TrimSpace(string(brnf)) == "1" {
+	if err := h.Do(func() (err error) {
+		brnf, err = os.ReadFile("/proc/sys/net/bridge/bridge-nf-call-iptables")
+		return err
+	}); err == nil && strings.TrimSpace(string(brnf)) == "1" {
 		if err := roundTrip(cNS, toB); err == nil {
 			t.Errorf("c reaches b through a FORWARD chain that drops by policy, with br_netfilter on")
 		}
