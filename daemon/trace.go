@@ -58,6 +58,7 @@ func (d *Daemon) trace(w http.ResponseWriter, r *http.Request) error {
 		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("a trace to the host needs the port published there: %s:PORT[/PROTO]", dst))
 	}
 	res := d.ctrl.FirewallModel(d.fw.Table()).Trace(from, to)
+	to.Addr = res.Addr
 	return writeJSON(w, http.StatusOK, api.TraceReport{
 		Source: from.Name, Destination: describeTarget(to), Reachable: res.Verdict == firewall.Allowed,
 		Verdict: string(res.Verdict), Rule: res.Rule, Path: res.Path, Reason: res.Reason, Notes: res.Notes,

@@ -101,6 +101,9 @@ const (
 // Trace is a trace's answer.
 type Trace struct {
 	Verdict Verdict
+	// Addr is the address the traffic goes to, the one asked for or the
+	// one the trace picked.
+	Addr netip.Addr
 	// Rule is the rule that decides, "family table chain: rule" as nft
 	// lists it; empty when none of berth's does (no chain of berth's on
 	// the way, or a chain's accept policy).
@@ -130,7 +133,7 @@ func (m Model) Trace(from Peer, to Target) Trace {
 	if to.Proto == "" {
 		to.Proto = "tcp"
 	}
-	t := tracer{m: m, from: from, to: to}
+	t := tracer{m: m, from: from, to: to, out: Trace{Addr: to.Addr}}
 	if to.Peer == nil {
 		return t.toHost()
 	}
@@ -258,6 +261,7 @@ func (t *tracer) toPeer() Trace {
 		}
 		return t.decide(Denied, nil, "%s and %s have no address family in common", t.from.Name, dst.Name)
 	}
+	t.out.Addr = addr
 	src, ok := t.route(addr, dep.Network)
 	if !ok {
 		return t.noRoute(addr)
@@ -364,6 +368,7 @@ func (t *tracer) toHost() Trace {
 	if !addr.IsValid() {
 		return t.decide(Undecided, nil, "network %s has no gateway of berth's on the host", src.Network)
 	}
+	t.out.Addr = addr
 	t.step("%s (%s on %s) to the host at %s%s", t.from.Name, addrOf(src, addr.Is6()), src.Network, addr, t.port())
 	if src.Bridge == "" {
 		t.step("out of %s through network %s, which berth's firewall does not apply to", t.from.Name, src.Network)

@@ -82,7 +82,7 @@ func TestTraceDecidesByBerthsRules(t *testing.T) {
 		noteHas  string
 		reasonIs string
 	}{
-		{name: "same network", from: "web", to: Target{Peer: peer("api"), Port: 80},
+		{name: "same network", from: "web", to: Target{Peer: peer("api"), Port: 80, Addr: netip.MustParseAddr("172.18.0.3")},
 			verdict: Allowed, rule: "inet berth forward: iifname . oifname @intra accept",
 			path: "bridged on br-app (network app) from port vethweb to port vethapi", noteHas: "filters no ports"},
 		{name: "two networks", from: "web", to: Target{Peer: peer("db")},
@@ -136,6 +136,9 @@ func TestTraceDecidesByBerthsRules(t *testing.T) {
 			got := m.Trace(peers[c.from], c.to)
 			if got.Verdict != c.verdict || got.Rule != c.rule {
 				t.Errorf("verdict %s by %q, want %s by %q\n%+v", got.Verdict, got.Rule, c.verdict, c.rule, got)
+			}
+			if c.to.Addr.IsValid() && got.Addr != c.to.Addr && got.Verdict != Undecided {
+				t.Errorf("went to %s, asked for %s", got.Addr, c.to.Addr)
 			}
 			if got.Reason == "" {
 				t.Errorf("no reason: %+v", got)
