@@ -94,7 +94,7 @@ func (d *Daemon) checkKernel(nets []network.Network) []api.Finding {
 	var out []api.Finding
 	for _, n := range drivers {
 		name := n.drv.Name()
-		var have, lack, modules []string
+		var have, lack, modules, options []string
 		every := false
 		for _, f := range n.features {
 			perr := probed[f.Kind]
@@ -112,7 +112,7 @@ func (d *Daemon) checkKernel(nets []network.Network) []api.Finding {
 			lack = append(lack, what)
 			every = every || f.For == ""
 			m := kernelModules[f.Kind]
-			modules = append(modules, fmt.Sprintf("%s (%s)", m[0], m[1]))
+			modules, options = append(modules, m[0]), append(options, m[1])
 		}
 		if len(lack) == 0 {
 			out = append(out, ok("kernel", "%s: the kernel has %s", name, strings.Join(have, ", ")))
@@ -132,7 +132,7 @@ func (d *Daemon) checkKernel(nets []network.Network) []api.Finding {
 				}
 			}
 		}
-		fix := "load the module, or boot a kernel built with it: modprobe " + strings.Join(modules, ", modprobe ")
+		fix := fmt.Sprintf("modprobe -a %s, or boot a kernel with %s", strings.Join(modules, " "), strings.Join(options, ", "))
 		msg := fmt.Sprintf("%s: the kernel lacks %s", name, strings.Join(lack, ", "))
 		if len(have) > 0 {
 			msg += fmt.Sprintf("; it has %s", strings.Join(have, ", "))
@@ -328,8 +328,9 @@ func (d *Daemon) checkForeignFirewalls(nets []network.Network, br brNetfilter) [
 
 // acceptRules are the commands that make a foreign chain accept traffic
 // in on and out on a bridge of berth's: iptables' into DOCKER-USER where
-// Docker made it (Docker leaves that chain to the administrator), nft
-// rules at the head of the chain otherwise.
+// the chain jumps to it, as Docker's FORWARD does (Docker leaves that
+// chain to the administrator), nft rules at the head of the chain
+// otherwise.
 func acceptRules(c firewall.ForeignChain, device string, in, out bool) []string {
 	var rules []string
 	dirs := []struct {
@@ -343,7 +344,7 @@ func acceptRules(c firewall.ForeignChain, device string, in, out bool) []string 
 		dirs[0].nft, dirs[1].nft = "meta ibrname", "meta obrname"
 	}
 	iptables := ""
-	if c.Table == "filter" && slices.Contains(c.Chains, "DOCKER-USER") {
+	if c.Table == "filter" && slices.Contains(c.Jumps, "DOCKER-USER") {
 		switch c.Family {
 		case "ip":
 			iptables = "iptables"

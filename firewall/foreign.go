@@ -23,8 +23,9 @@ type ForeignChain struct {
 	// unconditionally; a trailing * makes a prefix (iptables' br+). In
 	// the bridge family they are bridges (meta ibrname and obrname).
 	In, Out []string
-	// Chains are the other chains of its table (iptables' DOCKER-USER).
-	Chains []string
+	// Jumps are the chains it jumps to unconditionally, directly or
+	// through others (iptables' -j DOCKER-USER).
+	Jumps []string
 }
 
 // Accepts tells whether the chain accepts traffic in on (or out on) a
@@ -71,16 +72,13 @@ func (f *Firewall) ForeignForwardDrops() ([]ForeignChain, error) {
 			if other.Table.Name != c.Table.Name || other.Table.Family != c.Table.Family {
 				continue
 			}
-			if other.Name != c.Name {
-				fc.Chains = append(fc.Chains, other.Name)
-			}
 			rs, err := f.conn.GetRules(c.Table, other)
 			if err != nil {
 				return nil, fmt.Errorf("list rules of %s %s %s: %w", fam, c.Table.Name, other.Name, err)
 			}
 			rules[other.Name] = rs
 		}
-		fc.In, fc.Out = acceptedDevices(rules, c.Name, fam == "bridge")
+		fc.In, fc.Out, fc.Jumps = acceptedDevices(rules, c.Name, fam == "bridge")
 		out = append(out, fc)
 	}
 	return out, nil
@@ -93,8 +91,9 @@ const maxJumps = 16
 // acceptedDevices reads the interfaces a chain accepts traffic in on and
 // out on: rules that match one name and accept (counters aside), in the
 // chain or in the chains it jumps to unconditionally (iptables'
-// -j DOCKER-USER). Other rules are not understood, so not counted.
-func acceptedDevices(rules map[string][]*nftables.Rule, chain string, bridge bool) (in, out []string) {
+// -j DOCKER-USER), which it lists. Other rules are not understood, so not
+// counted.
+func acceptedDevices(rules map[string][]*nftables.Rule, chain string, bridge bool) (in, out, jumps []string) {
 	inKey, outKey := expr.MetaKeyIIFNAME, expr.MetaKeyOIFNAME
 	if bridge {
 		inKey, outKey = expr.MetaKeyBRIIIFNAME, expr.MetaKeyBRIOIFNAME
@@ -108,6 +107,9 @@ func acceptedDevices(rules map[string][]*nftables.Rule, chain string, bridge boo
 			continue
 		}
 		seen[name] = true
+		if name != chain {
+			jumps = append(jumps, name)
+		}
 		for _, r := range rules[name] {
 			var exprs []expr.Any
 			for _, e := range r.Exprs {
@@ -144,5 +146,5 @@ func acceptedDevices(rules map[string][]*nftables.Rule, chain string, bridge boo
 			}
 		}
 	}
-	return in, out
+	return in, out, jumps
 }

@@ -40,7 +40,10 @@ func TestAcceptedDevicesOfAForwardChain(t *testing.T) {
 		"LOOP":        {jump("DOCKER-USER"), match(out, "br-b\x00", false)},
 		"UNUSED":      {match(in, "br-z\x00", false)},
 	}
-	gotIn, gotOut := acceptedDevices(rules, "FORWARD", false)
+	gotIn, gotOut, jumps := acceptedDevices(rules, "FORWARD", false)
+	if !slices.Equal(jumps, []string{"DOCKER-USER", "LOOP"}) {
+		t.Errorf("jumps = %q", jumps)
+	}
 	if want := []string{"eth0", "br-a", "berth*"}; !slices.Equal(slices.Sorted(slices.Values(gotIn)), slices.Sorted(slices.Values(want))) {
 		t.Errorf("in = %q, want %q", gotIn, want)
 	}
@@ -69,7 +72,7 @@ func TestAcceptedBridgesOfABridgeForwardChain(t *testing.T) {
 		// The port, not the bridge: no help to a bridge.
 		match(expr.MetaKeyIIFNAME, "br-b\x00", false),
 	}}
-	in, out := acceptedDevices(rules, "forward", true)
+	in, out, _ := acceptedDevices(rules, "forward", true)
 	if !slices.Equal(in, []string{"br-a"}) || !slices.Equal(out, []string{"br-a"}) {
 		t.Errorf("in %q, out %q; want br-a both ways", in, out)
 	}

@@ -10,8 +10,8 @@ var _ driver.KernelNeeds = (*Driver)(nil)
 func (d *Driver) KernelFeatures() []driver.KernelFeature {
 	return []driver.KernelFeature{
 		{Kind: d.kind},
-		{Kind: netdev.KindDummy, For: "networks without -o parent, and internal ones, whose parent berth makes as a dummy link"},
-		{Kind: netdev.KindVLAN, For: "networks on a VLAN sub-interface berth makes, such as -o parent=eth0.10"},
+		{Kind: netdev.KindDummy, For: "networks without -o parent, or internal"},
+		{Kind: netdev.KindVLAN, For: "-o parent=eth0.10 and the like"},
 	}
 }
 
