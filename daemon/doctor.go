@@ -29,13 +29,14 @@ func (d *Daemon) doctor(w http.ResponseWriter, r *http.Request) error {
 
 func (d *Daemon) diagnose() []api.Finding {
 	nets := d.ctrl.Networks()
+	devices := d.firewallDevices(nets)
 	brNetfilter := bridgeNetfilter()
 	var out []api.Finding
 	out = append(out, d.checkKernel(nets)...)
-	out = append(out, checkForwarding(nets, d.firewallDevices(nets))...)
+	out = append(out, checkForwarding(nets, devices)...)
 	out = append(out, brNetfilter.finding())
-	out = append(out, d.checkForeignFirewalls(nets, brNetfilter)...)
-	out = append(out, d.checkRoutes(nets)...)
+	out = append(out, d.checkForeignFirewalls(devices, brNetfilter)...)
+	out = append(out, d.checkRoutes(nets, devices)...)
 	return append(out, settle(d.checkState)...)
 }
 
@@ -275,12 +276,11 @@ func onOff(b bool) string {
 // policy what berth's bridges need through, and gives the rules that let
 // it through. berth never edits another table: the host's administrator
 // decides.
-func (d *Daemon) checkForeignFirewalls(nets []network.Network, br brNetfilter) []api.Finding {
+func (d *Daemon) checkForeignFirewalls(devices []firewallDevice, br brNetfilter) []api.Finding {
 	chains, err := d.fw.ForeignForwardDrops()
 	if err != nil {
 		return []api.Finding{warn("firewall", "", "cannot read the host's other nftables tables: %v", err)}
 	}
-	devices := d.firewallDevices(nets)
 	var out []api.Finding
 	for _, c := range chains {
 		var missing []string
@@ -369,12 +369,11 @@ func acceptRules(c firewall.ForeignChain, device string, in, out bool) []string 
 
 // checkRoutes compares the subnets of berth's networks and the default
 // address pools with the host's routes out of devices not berth's.
-func (d *Daemon) checkRoutes(nets []network.Network) []api.Finding {
+func (d *Daemon) checkRoutes(nets []network.Network, devices []firewallDevice) []api.Finding {
 	routes, err := d.host.Routes()
 	if err != nil {
 		return []api.Finding{warn("routes", "", "cannot read the host's routes: %v", err)}
 	}
-	devices := d.firewallDevices(nets)
 	var foreign []netdev.Route
 	for _, r := range routes {
 		a := r.Dst.Addr()
@@ -544,8 +543,8 @@ func (d *Daemon) checkTables() []api.Finding {
 	}
 	fix := "restart berthd: its start writes its tables afresh from its store, in one transaction"
 	var out []api.Finding
-	for _, s := range drift.Gone {
-		out = append(out, fail("tables", fix, "%s is gone: berth's table was removed", s))
+	for _, t := range drift.Gone {
+		out = append(out, fail("tables", fix, "table %s is gone, and with it what berth's rules there do", t))
 	}
 	for _, e := range drift.Missing {
 		out = append(out, fail("tables", fix, "%s is missing: berth's state has it", e))

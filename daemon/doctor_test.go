@@ -163,6 +163,7 @@ func TestDoctorFindsWhatWasMadeWrongInTheHost(t *testing.T) {
 	if err := conn.SetDeleteElements(masq, []nftables.SetElement{{Key: ifname(bridge)}}); err != nil {
 		t.Fatal(err)
 	}
+	conn.DelTable(&nftables.Table{Name: table.Name, Family: nftables.TableFamilyBridge})
 	if err := conn.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -235,6 +236,7 @@ func TestDoctorFindsWhatWasMadeWrongInTheHost(t *testing.T) {
 		{"warn", "namespaces", []string{filepath.Join(nsDir, "0123456789abcdef") + " is a namespace mount of berth's that belongs to no sandbox"}},
 		{"fail", "tables", []string{`inet ` + table.Name + ` bridges { "br-ghost" } is stale`}},
 		{"fail", "tables", []string{`inet ` + table.Name + ` masq { "` + bridge + `" } is missing`}},
+		{"fail", "tables", []string{"table bridge " + table.Name + " is gone"}},
 	} {
 		line, ok := finding(lines, want.status, want.check, want.parts...)
 		if !ok {

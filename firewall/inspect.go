@@ -2,7 +2,6 @@ package firewall
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -21,8 +20,8 @@ func (f *Firewall) Table() string { return f.inet.Name }
 // Drift is how berth's sets in the kernel differ from a model: elements
 // the model asks for that the kernel lacks, elements the kernel holds
 // that no part of the model accounts for (a published port, a bridge or a
-// guard of an endpoint that is gone), and sets the kernel lacks whole
-// (berth's table removed). Elements are shown as nft lists them:
+// guard of an endpoint that is gone), and berth's tables the kernel lacks
+// ("bridge berth"). Elements are shown as nft lists them:
 // `inet berth ports4 { tcp . 8080 : 172.18.0.2 . 80 }`.
 type Drift struct {
 	Missing, Extra, Gone []string
@@ -58,15 +57,31 @@ func (f *Firewall) Compare(m Model) (Drift, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	tables, err := f.conn.ListTables()
+	if err != nil {
+		return Drift{}, fmt.Errorf("list tables: %w", err)
+	}
+	present := map[nftables.TableFamily]bool{}
+	for _, t := range tables {
+		if t.Name == f.inet.Name {
+			present[t.Family] = true
+		}
+	}
 	var d Drift
 	for _, name := range slices.Sorted(maps.Keys(f.sets)) {
 		set := f.sets[name]
-		where := fmt.Sprintf("%s %s %s", familyName(set.Table.Family), set.Table.Name, name)
-		have, err := f.conn.GetSetElements(set)
-		if errors.Is(err, unix.ENOENT) {
-			d.Gone = append(d.Gone, where)
+		fam := familyName(set.Table.Family)
+		if set.Table.Family == nftables.TableFamilyBridge {
+			fam = "bridge"
+		}
+		if !present[set.Table.Family] {
+			if table := fam + " " + set.Table.Name; !slices.Contains(d.Gone, table) {
+				d.Gone = append(d.Gone, table)
+			}
 			continue
 		}
+		where := fmt.Sprintf("%s %s %s", fam, set.Table.Name, name)
+		have, err := f.conn.GetSetElements(set)
 		if err != nil {
 			return Drift{}, fmt.Errorf("read %s: %w", where, err)
 		}
