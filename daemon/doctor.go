@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/berth-net/berth/api"
 	"github.com/berth-net/berth/driver"
@@ -432,15 +433,17 @@ func (d *Daemon) checkRoutes(nets []network.Network, devices []firewallDevice) [
 // ---- berth's own state against the kernel
 
 // settle runs a check of berth's state against the kernel up to three
-// times and keeps the problems every run found: an operation that was
-// under way during one run (a device made, its record not yet there)
-// is not reported.
+// times, settleGap apart, and keeps the problems every run found: an
+// operation under way during one run (a network's device made before the
+// network is recorded) is over by the next, and one that follows it is
+// about another object.
 func settle(check func() []api.Finding) []api.Finding {
 	first := check()
 	for range 2 {
 		if !slices.ContainsFunc(first, func(f api.Finding) bool { return f.Status != api.StatusOK }) {
 			break
 		}
+		time.Sleep(settleGap)
 		again := check()
 		var kept []api.Finding
 		for _, f := range first {
@@ -452,6 +455,10 @@ func settle(check func() []api.Finding) []api.Finding {
 	}
 	return first
 }
+
+// settleGap is far longer than an operation takes (a network's create, a
+// join: milliseconds), and short enough for a report to wait for twice.
+const settleGap = 100 * time.Millisecond
 
 const restartFix = "restart berthd: its start makes the kernel match its store again"
 

@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -284,5 +285,71 @@ func TestDoctorFindsWhatWasMadeWrongInTheHost(t *testing.T) {
 	}
 	if _, ok := finding(lines, "ok", "firewall", "ip filter FORWARD drops forwarded packets by policy, and accepts those of berth's bridges"); !ok {
 		t.Errorf("the fixed forward chain is not reported as fixed")
+	}
+}
+
+// TestDoctorDoesNotTakeOperationsUnderWayForProblems runs berth doctor
+// while sandboxes join and leave networks and networks come and go: what
+// an operation has made in the kernel and not yet recorded, or recorded
+// and not yet made, must not be reported.
+func TestDoctorDoesNotTakeOperationsUnderWayForProblems(t *testing.T) {
+	t.Parallel()
+	h := nettest.NewHost(t)
+	d := h.StartDaemon()
+	create(t, d, "app", client.NetworkCreateOptions{})
+	for _, name := range []string{"a", "b"} {
+		ns := h.NewNamespace(name)
+		if _, err := d.API.CreateSandbox(ctxT(t), api.SandboxCreateRequest{Name: name, Key: ns.Path}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	churned := make(chan int)
+	go func() {
+		n := 0
+		defer func() { churned <- n }()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			sb := []string{"a", "b"}[i%2]
+			if _, err := d.API.ConnectSandbox(ctxT(t), sb, api.SandboxConnectRequest{Network: "app"}); err != nil {
+				t.Errorf("connect %s: %v", sb, err)
+				return
+			}
+			if err := d.API.DisconnectSandbox(ctxT(t), sb, api.SandboxDisconnectRequest{Network: "app"}); err != nil {
+				t.Errorf("disconnect %s: %v", sb, err)
+				return
+			}
+			net := fmt.Sprintf("churn%d", i)
+			if _, err := d.Client.NetworkCreate(ctxT(t), net, client.NetworkCreateOptions{}); err != nil {
+				t.Errorf("create %s: %v", net, err)
+				return
+			}
+			if _, err := d.Client.NetworkRemove(ctxT(t), net, client.NetworkRemoveOptions{}); err != nil {
+				t.Errorf("remove %s: %v", net, err)
+				return
+			}
+			n++
+		}
+	}()
+	for range 15 {
+		rep, err := d.API.Doctor(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range rep.Findings {
+			if f.Status != api.StatusOK && f.Check != "kernel" {
+				t.Errorf("during operations: %s %s %s", f.Status, f.Check, f.Message)
+			}
+		}
+	}
+	close(stop)
+	if n := <-churned; n == 0 {
+		t.Error("no operation ran during the reports; the test proves nothing")
+	} else {
+		t.Logf("%d rounds of connect, disconnect, create and remove during 15 reports", n)
 	}
 }

@@ -20,6 +20,12 @@ type Route struct {
 // Routes lists the host's IPv4 and IPv6 routes but default ones, with
 // the devices they go out of.
 func (h *Host) Routes() ([]Route, error) {
+	routes, err := retryDump(func() ([]netlink.Route, error) { return h.h.RouteList(nil, netlink.FAMILY_ALL) })
+	if err != nil {
+		return nil, fmt.Errorf("list routes: %w", err)
+	}
+	// Links after routes: a route's device is then listed, unless it
+	// went meanwhile, and the route with it.
 	links, err := retryDump(h.h.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
@@ -27,10 +33,6 @@ func (h *Host) Routes() ([]Route, error) {
 	byIndex := map[int]netlink.Link{}
 	for _, l := range links {
 		byIndex[l.Attrs().Index] = l
-	}
-	routes, err := retryDump(func() ([]netlink.Route, error) { return h.h.RouteList(nil, netlink.FAMILY_ALL) })
-	if err != nil {
-		return nil, fmt.Errorf("list routes: %w", err)
 	}
 	var out []Route
 	for _, r := range routes {
@@ -46,7 +48,11 @@ func (h *Host) Routes() ([]Route, error) {
 			index = r.MultiPath[0].LinkIndex
 		}
 		route := Route{Dst: p.Masked()}
-		if l, ok := byIndex[index]; ok {
+		if index != 0 {
+			l, ok := byIndex[index]
+			if !ok {
+				continue
+			}
 			route.Device, route.Owned = l.Attrs().Name, h.ownsGroup(l.Attrs().Group)
 		}
 		out = append(out, route)

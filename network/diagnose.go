@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
 
 	"github.com/berth-net/berth/driver"
@@ -73,6 +74,13 @@ func (c *Controller) snapshot() snapshot {
 		sbs = append(sbs, sb)
 	}
 	c.mu.RUnlock()
+	// A network being removed has left the firewall and its device
+	// before it leaves the map.
+	s.networks = slices.DeleteFunc(s.networks, func(nw *netState) bool {
+		nw.mu.Lock()
+		defer nw.mu.Unlock()
+		return nw.removing
+	})
 	sort.Slice(s.networks, func(i, j int) bool { return s.networks[i].rec.Name < s.networks[j].rec.Name })
 	for _, sb := range sbs {
 		sb.mu.Lock()
