@@ -121,6 +121,8 @@ func (d *Daemon) routes() http.Handler {
 	d.handle(mux, "DELETE /sandboxes/{id}", d.deleteSandbox)
 	d.handle(mux, "POST /sandboxes/{id}/connect", d.connectSandbox)
 	d.handle(mux, "POST /sandboxes/{id}/disconnect", d.disconnectSandbox)
+	d.handle(mux, "GET /berth/doctor", d.doctor)
+	d.handle(mux, "GET /berth/trace", d.trace)
 
 	d.containerRoutes(mux)
 	d.imageRoutes(mux)

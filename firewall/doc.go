@@ -7,7 +7,9 @@
 // ports — lives in sets and maps, so a network or a port is an element
 // update, not a new rule, and costs the same at 10,000 ports as at one. The
 // whole table is built in one netlink transaction, and every change after
-// that is one transaction too. The package never reads or writes any table
-// but its own, besides the small table of berth's in a container's
-// namespace that sends 127.0.0.11:53 to the resolver's sockets.
+// that is one transaction too. The package never writes any table but its
+// own, besides the small table of berth's in a container's namespace that
+// sends 127.0.0.11:53 to the resolver's sockets; of other tables it reads
+// only the forward chains that drop by policy, to report them. Traces
+// answer from the model of the tables (Model.Trace), sending nothing.
 package firewall

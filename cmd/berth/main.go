@@ -21,6 +21,7 @@ var commandGroups = []func(*cli) *cobra.Command{
 	newSandboxCommand,
 	newVersionCommand,
 	newInfoCommand,
+	newDoctorCommand,
 	newRunCommand,
 	newCreateCommand,
 	newStartCommand,

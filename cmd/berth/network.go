@@ -27,6 +27,7 @@ func newNetworkCommand(c *cli) *cobra.Command {
 		newNetworkListCommand(c),
 		newNetworkPruneCommand(c),
 		newNetworkRemoveCommand(c),
+		newNetworkTraceCommand(c),
 	)
 }
 
