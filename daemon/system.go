@@ -136,8 +136,8 @@ func (d *Daemon) forwardWarnings() []string {
 	for _, c := range drops {
 		out = append(out, fmt.Sprintf("WARNING: %s drops forwarded packets by policy: traffic between containers and other machines "+
 			"(published ports, connections out) is dropped there whatever berth's table accepts; berth does not edit other tables. "+
-			"Accept berth's bridges in that chain, e.g. nft insert rule %s iifname \"berth0\" accept; nft insert rule %s oifname \"berth0\" ct state established,related accept "+
-			"(and likewise for each network's bridge), or set its policy to accept", c, c, c))
+			"Accept berth's bridges in that chain, e.g. nft insert rule %s iifname \"berth0\" accept; nft insert rule %s oifname \"berth0\" accept "+
+			"(berth's own table still decides what passes), and likewise for each network's bridge: berth doctor prints the rules for every one", c, c, c))
 	}
 	return out
 }
