@@ -41,20 +41,29 @@ const pluginWarmup = 5
 const measured = "measured"
 
 // BenchmarkPluginAttachDetach: connect + disconnect of a namespace on
-// each path, one test host per path.
+// each path, one test host per path; p50-ms (p90, p99) are berth's
+// rounds.
 //
 //   - path=bridge: berth's bridge driver, for scale.
 //   - path=remote: a network of timedPlugin, served on a socket in
 //     berthd's --plugins-dir. plugin-p50-ms is the time the plugin spent
 //     in its handlers in a round; overhead-p50-ms (p90, p99) are the
 //     percentiles of each round's time minus the plugin's in it.
+//     kernel-p50-ms is what the kernel alone takes for the moves Docker's
+//     protocol has the engine make (kernelProbe), timed between the
+//     rounds; overhead-beyond-kernel-p50-ms is the rest of the overhead.
 //   - path=cni and path=cni,port=1: a conflist (bridge, host-local,
 //     portmap) in berthd's --cni-conf-dir, the second publishing one port;
 //     the rounds take turns with the same configuration's ADD + DEL run
 //     by libcni in the same host (libcni-p50-ms, p90, p99).
-//     overhead-p50-ms is berth's median minus libcni's: each side's
-//     rounds are separate runs of the plugins, whose exec times vary more
-//     than berth's share, so the medians are compared, not the rounds.
+//     overhead-p50-ms is berth's median minus libcni's: the two sides'
+//     rounds are separate runs of the plugins, so medians are compared,
+//     and its resolution is that of the plugins' own spread (they exec
+//     iptables some tens of times a round). outside-p50-ms and
+//     libcni-outside-p50-ms are each side's rounds minus the time its
+//     plugin processes lived (ChildTimes), and overhead-outside-p50-ms
+//     their difference: the same overhead without the plugins' spread.
+//     plugin-runs/op and libcni-plugin-runs/op count the processes.
 func BenchmarkPluginAttachDetach(b *testing.B) {
 	b.Run("path=bridge", func(b *testing.B) {
 		h := nettest.NewHost(b)
@@ -305,7 +314,11 @@ func benchRemotePlugin(b *testing.B) {
 		Driver: "tbridge",
 		IPAM:   &network.IPAM{Config: []network.IPAMConfig{{Subnet: netip.MustParsePrefix("10.124.0.0/24")}}},
 	})
-	var plugin, overhead Latencies
+	kernel, err := newKernelProbe(b, h)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var plugin, overhead, inKernel Latencies
 	var calls []int
 	lat := connectRounds(b, h, d, api.SandboxConnectRequest{Network: "tb"}, roundHooks{
 		before: func() { p.take() },
@@ -314,23 +327,86 @@ func benchRemotePlugin(b *testing.B) {
 			plugin = append(plugin, busy)
 			overhead = append(overhead, took-busy)
 			calls = append(calls, n)
+			k, err := kernel.round()
+			if err != nil {
+				b.Fatal(err)
+			}
+			inKernel = append(inKernel, k)
 		},
 	})
-	plugin, overhead, calls = plugin[pluginWarmup:], overhead[pluginWarmup:], calls[pluginWarmup:]
+	plugin, overhead, calls, inKernel = plugin[pluginWarmup:], overhead[pluginWarmup:], calls[pluginWarmup:], inKernel[pluginWarmup:]
 	// A round is CreateEndpoint, Join and ProgramExternalConnectivity,
 	// then RevokeExternalConnectivity, Leave and DeleteEndpoint: fewer
 	// would mean a handler's time fell outside the round it belongs to.
-	total := 0
 	for i, n := range calls {
 		if n < 6 {
 			b.Fatalf("round %d: the plugin heard %d calls, want 6", i, n)
 		}
-		total += n
 	}
 	lat.Report(b)
 	plugin.ReportAs(b, "plugin-", 50)
 	overhead.ReportAs(b, "overhead-", 50, 90, 99)
-	b.ReportMetric(float64(total)/float64(len(calls)), "plugin-calls/op")
+	inKernel.ReportAs(b, "kernel-", 50)
+	b.ReportMetric(ms(overhead.Percentile(50)-inKernel.Percentile(50)), "overhead-beyond-kernel-p50-ms")
+	b.ReportMetric(mean(calls), "plugin-calls/op")
+}
+
+// kernelProbe times what Docker's protocol has the engine do with a
+// plugin's interface, without an engine: a veth end moved from the host
+// into a namespace and set up, then set down and moved back. Each of the
+// three waits for the kernel's RCU grace period (a move, and a device
+// going down): no one's code, a price of the protocol. The overhead
+// beyond it is berth's.
+type kernelProbe struct {
+	h  *nettest.Host
+	ns *nettest.Namespace
+	// hostFd is the host's namespace, to move the device back to.
+	hostFd int
+}
+
+func newKernelProbe(b *testing.B, h *nettest.Host) (*kernelProbe, error) {
+	f, err := os.Open(h.Path)
+	if err != nil {
+		return nil, err
+	}
+	b.Cleanup(func() { f.Close() })
+	return &kernelProbe{h: h, ns: h.NewNamespace("probe"), hostFd: int(f.Fd())}, nil
+}
+
+// round makes a pair in the host, times the moves of one end and deletes
+// the pair again.
+func (k *kernelProbe) round() (time.Duration, error) {
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "kph0"}, PeerName: "kpc0"}
+	if err := k.h.Netlink.LinkAdd(veth); err != nil {
+		return 0, fmt.Errorf("make the pair to move: %w", err)
+	}
+	defer k.h.Netlink.LinkDel(veth)
+	peer, err := k.h.Netlink.LinkByName("kpc0")
+	if err != nil {
+		return 0, err
+	}
+	nsFile, err := os.Open(k.ns.Path)
+	if err != nil {
+		return 0, err
+	}
+	defer nsFile.Close()
+	start := time.Now()
+	if err := k.h.Netlink.LinkSetNsFd(peer, int(nsFile.Fd())); err != nil {
+		return 0, fmt.Errorf("move into the namespace: %w", err)
+	}
+	if peer, err = k.ns.Netlink.LinkByName("kpc0"); err != nil {
+		return 0, err
+	}
+	if err := k.ns.Netlink.LinkSetUp(peer); err != nil {
+		return 0, err
+	}
+	if err := k.ns.Netlink.LinkSetDown(peer); err != nil {
+		return 0, err
+	}
+	if err := k.ns.Netlink.LinkSetNsFd(peer, k.hostFd); err != nil {
+		return 0, fmt.Errorf("move back to the host: %w", err)
+	}
+	return time.Since(start), nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -382,13 +458,32 @@ func benchCNI(b *testing.B, publish bool) {
 	if direct.list, err = libcni.ConfListFromBytes(conf); err != nil {
 		b.Fatal(err)
 	}
-	var libcniLat Latencies
+	children, err := WatchChildren(d.PID(), os.Getpid())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer children.Close()
+	// childrenOf is the time pid's children lived since the last call for
+	// it, and how many ran.
+	childrenOf := func(pid int) (time.Duration, int) {
+		spent, runs, err := children.Take(pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return spent, runs
+	}
+	var libcniLat, outside, libcniOutside Latencies
+	var runs, libcniRuns []int
 	directRound := func() {
+		childrenOf(os.Getpid())
 		took, err := direct.round()
 		if err != nil {
 			b.Fatal(err)
 		}
+		spent, n := childrenOf(os.Getpid())
 		libcniLat = append(libcniLat, took)
+		libcniOutside = append(libcniOutside, took-spent)
+		libcniRuns = append(libcniRuns, n)
 	}
 	// The sides take turns, each going first in every other round, so
 	// that neither always follows the other's cleanup.
@@ -398,18 +493,36 @@ func benchCNI(b *testing.B, publish bool) {
 			if turn%2 == 0 {
 				directRound()
 			}
+			childrenOf(d.PID())
 		},
-		after: func(time.Duration) {
+		after: func(took time.Duration) {
+			spent, n := childrenOf(d.PID())
+			outside = append(outside, took-spent)
+			runs = append(runs, n)
 			if turn%2 == 1 {
 				directRound()
 			}
 			turn++
 		},
 	})
-	libcniLat = libcniLat[pluginWarmup:]
+	libcniLat, libcniOutside, libcniRuns = libcniLat[pluginWarmup:], libcniOutside[pluginWarmup:], libcniRuns[pluginWarmup:]
+	outside, runs = outside[pluginWarmup:], runs[pluginWarmup:]
 	lat.Report(b)
 	libcniLat.ReportAs(b, "libcni-", 50, 90, 99)
 	b.ReportMetric(ms(lat.Percentile(50)-libcniLat.Percentile(50)), "overhead-p50-ms")
+	outside.ReportAs(b, "outside-", 50)
+	libcniOutside.ReportAs(b, "libcni-outside-", 50)
+	b.ReportMetric(ms(outside.Percentile(50)-libcniOutside.Percentile(50)), "overhead-outside-p50-ms")
+	b.ReportMetric(mean(runs), "plugin-runs/op")
+	b.ReportMetric(mean(libcniRuns), "libcni-plugin-runs/op")
+}
+
+func mean(n []int) float64 {
+	sum := 0
+	for _, v := range n {
+		sum += v
+	}
+	return float64(sum) / float64(max(len(n), 1))
 }
 
 // directCNI runs a configuration list as a container runtime does: ADD
