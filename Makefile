@@ -60,6 +60,7 @@ bench: build
 # with BENCH_DOCKER=1, Docker; installs them when missing. Flags for the
 # harness in COMPARE_FLAGS, e.g. COMPARE_FLAGS="-quick" or "-run dns".
 OVERLAY_BENCHTIME ?= 30x
+PLUGINS_BENCHTIME ?= 100x
 COMPARE_ENGINES = berth,cni,netavark$(if $(filter 1,$(BENCH_DOCKER)),$(comma)docker)
 comma := ,
 bench-compare: build image
@@ -68,6 +69,8 @@ bench-compare: build image
 	bin/berth-compare -engines $(COMPARE_ENGINES) -berthd bin/berthd -image build/busybox.tar -out bench/results $(COMPARE_FLAGS)
 	@echo "== overlay (berth only: three hosts on an underlay; throughput against the underlay and a bridge)"
 	BERTHD=$(CURDIR)/bin/berthd $(GO) test -run '^$$' -bench 'Overlay' -benchtime $(OVERLAY_BENCHTIME) -timeout 30m ./bench/
+	@echo "== third-party plugins (a remote network plugin and a CNI conflist through berthd, beside berth's bridge and libcni run directly)"
+	BERTHD=$(CURDIR)/bin/berthd $(GO) test -run '^$$' -bench 'PluginAttachDetach' -benchtime $(PLUGINS_BENCHTIME) -timeout 30m ./bench/
 
 # build/busybox.tar: a busybox root filesystem to import as an image
 # (`berth image import build/busybox.tar busybox`). Needs Debian's static

@@ -25,9 +25,13 @@ type Reporter interface {
 }
 
 // Report adds p50, p90 and p99 in milliseconds to a benchmark's output.
-func (l Latencies) Report(r Reporter) {
-	for _, p := range []float64{50, 90, 99} {
-		r.ReportMetric(float64(l.Percentile(p).Microseconds())/1000, "p"+itoa(int(p))+"-ms")
+func (l Latencies) Report(r Reporter) { l.ReportAs(r, "", 50, 90, 99) }
+
+// ReportAs adds the percentiles in milliseconds, their names prefixed, to
+// tell several series of one benchmark apart.
+func (l Latencies) ReportAs(r Reporter, prefix string, percentiles ...float64) {
+	for _, p := range percentiles {
+		r.ReportMetric(float64(l.Percentile(p).Microseconds())/1000, prefix+"p"+itoa(int(p))+"-ms")
 	}
 }
 

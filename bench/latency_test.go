@@ -24,6 +24,11 @@ func TestPercentilesUseNearestRank(t *testing.T) {
 	if m["p50-ms"] != 50 || m["p99-ms"] != 99 {
 		t.Errorf("reported %v", m)
 	}
+	m = metrics{}
+	l.ReportAs(m, "plugin-", 90)
+	if len(m) != 1 || m["plugin-p90-ms"] != 90 {
+		t.Errorf("reported with a prefix: %v", m)
+	}
 	if (Latencies{}).Percentile(50) != 0 {
 		t.Error("percentile of nothing is not 0")
 	}
