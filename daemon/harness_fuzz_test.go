@@ -408,7 +408,7 @@ func (fakeKernel) CloseNamespace(*netdev.Namespace)                        {}
 func (fakeKernel) SameNamespace(a, b *netdev.Namespace) bool               { return a == b }
 func (fakeKernel) LoopbackUp(*netdev.Namespace) error                      { return nil }
 
-func (fakeKernel) ReservePort(string, netip.Addr, uint16, bool) (io.Closer, error) {
+func (fakeKernel) ReservePort(netdev.Reservation) (io.Closer, error) {
 	return nopCloser{}, nil
 }
 

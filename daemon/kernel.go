@@ -20,8 +20,8 @@ type kernel struct {
 func (kernel) AllowLocalnet(device string) error { return netdev.AllowLocalnet(device) }
 func (kernel) EnableForwarding(ipv6 bool) error  { return netdev.SetForwarding(ipv6) }
 
-func (kernel) ReservePort(proto string, addr netip.Addr, port uint16, v6 bool) (io.Closer, error) {
-	return netdev.ReservePort(proto, addr, port, v6)
+func (kernel) ReservePort(r netdev.Reservation) (io.Closer, error) {
+	return netdev.ReservePort(r)
 }
 
 func (kernel) CreateNamespace(path string) (*netdev.Namespace, error) {

@@ -24,9 +24,10 @@ import (
 func publish(bindings ...string) network.PortMap {
 	m := network.PortMap{}
 	for _, b := range bindings {
-		// container/proto=hostip:hostport
+		// container/proto=hostip:hostport, an IPv6 hostip in brackets
 		cport, host, _ := strings.Cut(b, "=")
-		ip, port, _ := strings.Cut(host, ":")
+		i := strings.LastIndex(host, ":")
+		ip, port := strings.Trim(host[:i], "[]"), host[i+1:]
 		var hostIP netip.Addr
 		if ip != "" {
 			hostIP = netip.MustParseAddr(ip)

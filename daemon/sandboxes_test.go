@@ -56,9 +56,15 @@ func echoServer(t *testing.T, ns *nettest.Namespace, addr string) {
 
 // roundTrip dials addr from ns and checks an echo comes back.
 func roundTrip(ns *nettest.Namespace, addr string) error {
+	return roundTripOver(ns, "tcp", addr)
+}
+
+// roundTripOver is roundTrip on the network given: "tcp6" to dial [::],
+// which Go's dual-stack "tcp" sockets cannot.
+func roundTripOver(ns *nettest.Namespace, network, addr string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	c, err := ns.Dial(ctx, "tcp", addr)
+	c, err := ns.Dial(ctx, network, addr)
 	if err != nil {
 		return err
 	}

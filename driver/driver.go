@@ -108,6 +108,15 @@ type Firewall struct {
 	// AntiSpoof: each endpoint's host-side device may carry only frames
 	// from the endpoint's own MAC and addresses.
 	AntiSpoof bool
+	// Routed4 and Routed6: the network's addresses of that family are
+	// routed to, not translated: no masquerade and no host ports; from
+	// outside, only the ports its endpoints publish (on their own
+	// addresses) and ICMP get in.
+	Routed4, Routed6 bool
+	// Unprotected4 and Unprotected6: translated as usual, and every port
+	// of the endpoints can be reached from outside by routing to their
+	// addresses of that family.
+	Unprotected4, Unprotected6 bool
 }
 
 // Network is what a driver knows of a network.

@@ -15,15 +15,28 @@ import (
 
 // Set and map names in berth's tables.
 const (
-	setBridges    = "bridges"    // every berth bridge
-	setInternal   = "internal"   // bridges of internal networks
-	setMasquerade = "masq"       // bridges whose traffic out of the host is masqueraded ("masquerade" is a keyword nft cannot name a set by)
-	setIsolated   = "isolated"   // ports of bridges with enable_icc=false (bridge table)
-	setIntra      = "intra"      // bridge . bridge of networks whose containers talk to each other
-	mapPorts4     = "ports4"     // proto . port → address . port, on every host address
-	mapHostPorts4 = "hostports4" // host address . proto . port → address . port
-	mapPorts6     = "ports6"
-	mapHostPorts6 = "hostports6"
+	setBridges  = "bridges"  // every berth bridge
+	setInternal = "internal" // bridges of internal networks
+	// Bridges whose IPv4 or IPv6 traffic out of the host is masqueraded
+	// ("masquerade" is a keyword nft cannot name a set by).
+	setMasquerade4 = "masq4"
+	setMasquerade6 = "masq6"
+	// Bridges of a routed family, and the ports opened on their
+	// containers' addresses: address . proto . port.
+	setRouted4 = "routed4"
+	setRouted6 = "routed6"
+	setOpen4   = "open4"
+	setOpen6   = "open6"
+	// Bridges whose containers' ports are all open from outside, per
+	// family.
+	setUnprotected4 = "unprot4"
+	setUnprotected6 = "unprot6"
+	setIsolated     = "isolated"   // ports of bridges with enable_icc=false (bridge table)
+	setIntra        = "intra"      // bridge . bridge of networks whose containers talk to each other
+	mapPorts4       = "ports4"     // proto . port → address . port, on every host address
+	mapHostPorts4   = "hostports4" // host address . proto . port → address . port
+	mapPorts6       = "ports6"
+	mapHostPorts6   = "hostports6"
 	// Anti-spoofing, in the bridge table: containers' ports and what each
 	// may send as.
 	setGuarded    = "guarded"    // containers' ports
@@ -86,6 +99,10 @@ func (f *Firewall) newSets() map[string]*nftables.Set {
 		}
 	}
 	pp := []nftables.SetDatatype{nftables.TypeInetProto, nftables.TypeInetService}
+	openSet := func(name string, addr nftables.SetDatatype) *nftables.Set {
+		return &nftables.Set{Table: f.inet, Name: name, Concatenation: true,
+			KeyType: nftables.MustConcatSetType(addr, nftables.TypeInetProto, nftables.TypeInetService)}
+	}
 	guard := func(name string, t nftables.SetDatatype) *nftables.Set {
 		return &nftables.Set{Table: f.bridge, Name: name, Concatenation: true, KeyByteOrder: binaryutil.NativeEndian,
 			KeyType: nftables.MustConcatSetType(nftables.TypeIFName, t)}
@@ -98,14 +115,21 @@ func (f *Firewall) newSets() map[string]*nftables.Set {
 		setEtherTypes: {Table: f.bridge, Name: setEtherTypes, Constant: true, KeyType: nftables.TypeEtherType},
 		setIntra: {Table: f.inet, Name: setIntra, Concatenation: true, KeyByteOrder: binaryutil.NativeEndian,
 			KeyType: nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIFName)},
-		setBridges:    ifset(f.inet, setBridges),
-		setInternal:   ifset(f.inet, setInternal),
-		setMasquerade: ifset(f.inet, setMasquerade),
-		setIsolated:   ifset(f.bridge, setIsolated),
-		mapPorts4:     portMap(mapPorts4, pp...),
-		mapHostPorts4: portMap(mapHostPorts4, append([]nftables.SetDatatype{nftables.TypeIPAddr}, pp...)...),
-		mapPorts6:     portMap(mapPorts6, pp...),
-		mapHostPorts6: portMap(mapHostPorts6, append([]nftables.SetDatatype{nftables.TypeIP6Addr}, pp...)...),
+		setBridges:      ifset(f.inet, setBridges),
+		setInternal:     ifset(f.inet, setInternal),
+		setMasquerade4:  ifset(f.inet, setMasquerade4),
+		setMasquerade6:  ifset(f.inet, setMasquerade6),
+		setRouted4:      ifset(f.inet, setRouted4),
+		setRouted6:      ifset(f.inet, setRouted6),
+		setUnprotected4: ifset(f.inet, setUnprotected4),
+		setUnprotected6: ifset(f.inet, setUnprotected6),
+		setOpen4:        openSet(setOpen4, nftables.TypeIPAddr),
+		setOpen6:        openSet(setOpen6, nftables.TypeIP6Addr),
+		setIsolated:     ifset(f.bridge, setIsolated),
+		mapPorts4:       portMap(mapPorts4, pp...),
+		mapHostPorts4:   portMap(mapHostPorts4, append([]nftables.SetDatatype{nftables.TypeIPAddr}, pp...)...),
+		mapPorts6:       portMap(mapPorts6, pp...),
+		mapHostPorts6:   portMap(mapHostPorts6, append([]nftables.SetDatatype{nftables.TypeIP6Addr}, pp...)...),
 	}
 }
 
@@ -113,12 +137,23 @@ func (f *Firewall) newSets() map[string]*nftables.Set {
 type elements map[string][]nftables.SetElement
 
 func (e elements) addNetwork(n Network) {
-	e[setBridges] = append(e[setBridges], nftables.SetElement{Key: ifname(n.Bridge)})
-	if n.Internal {
-		e[setInternal] = append(e[setInternal], nftables.SetElement{Key: ifname(n.Bridge)})
-	}
-	if n.Masquerade && !n.Internal {
-		e[setMasquerade] = append(e[setMasquerade], nftables.SetElement{Key: ifname(n.Bridge)})
+	bridge := nftables.SetElement{Key: ifname(n.Bridge)}
+	for _, s := range []struct {
+		set string
+		in  bool
+	}{
+		{setBridges, true},
+		{setInternal, n.Internal},
+		{setMasquerade4, n.Masquerade && !n.Internal && !n.Routed4},
+		{setMasquerade6, n.Masquerade && !n.Internal && !n.Routed6},
+		{setRouted4, n.Routed4 && !n.Internal},
+		{setRouted6, n.Routed6 && !n.Internal},
+		{setUnprotected4, n.Unprotected4 && !n.Internal},
+		{setUnprotected6, n.Unprotected6 && !n.Internal},
+	} {
+		if s.in {
+			e[s.set] = append(e[s.set], bridge)
+		}
 	}
 	if n.Isolated {
 		for _, p := range n.Ports {
@@ -136,6 +171,10 @@ func (e elements) addBinding(b Binding) error {
 	}
 	var m string
 	switch {
+	case b.Routed && b.IP.Is4():
+		m = setOpen4
+	case b.Routed:
+		m = setOpen6
 	case b.IP.Is4() && b.HostIP.IsValid():
 		m = mapHostPorts4
 	case b.IP.Is4():
@@ -302,8 +341,11 @@ func (f *Firewall) addChains() {
 	// from other networks) comes back through the host.
 	addRule(post, f.inet, concat(ctStatusDNAT(), inSet(unix.NFT_META_IIFNAME, f.sets[setBridges], false),
 		inSet(unix.NFT_META_OIFNAME, f.sets[setBridges], false), masq)...)
-	// Containers' traffic out of the host.
-	addRule(post, f.inet, concat(inSet(unix.NFT_META_IIFNAME, f.sets[setMasquerade], false),
+	// Containers' traffic out of the host, in the families their
+	// networks translate.
+	addRule(post, f.inet, concat(nfproto(unix.NFPROTO_IPV4), inSet(unix.NFT_META_IIFNAME, f.sets[setMasquerade4], false),
+		inSet(unix.NFT_META_OIFNAME, f.sets[setBridges], true), masq)...)
+	addRule(post, f.inet, concat(nfproto(unix.NFPROTO_IPV6), inSet(unix.NFT_META_IIFNAME, f.sets[setMasquerade6], false),
 		inSet(unix.NFT_META_OIFNAME, f.sets[setBridges], true), masq)...)
 
 	acceptV := &expr.Verdict{Kind: expr.VerdictAccept}
@@ -323,11 +365,20 @@ func (f *Firewall) addChains() {
 	addRule(fwd, f.inet, concat(inSet(unix.NFT_META_IIFNAME, f.sets[setInternal], false), dropV)...)
 	addRule(fwd, f.inet, concat(inSet(unix.NFT_META_OIFNAME, f.sets[setInternal], false), dropV)...)
 	addRule(fwd, f.inet, concat(ctStatusDNAT(), acceptV)...)
+	// Routed families: the ports containers publish are open at their
+	// own addresses, from outside and from other networks, and ICMP
+	// (errors, path MTU discovery, echo) gets through.
+	for _, r := range openRules(f.sets) {
+		addRule(fwd, f.inet, concat(r, acceptV)...)
+	}
 	// Isolation: nothing is routed from one network to another, and
 	// nothing from outside reaches a container but through a published
-	// port or as an answer.
+	// port or as an answer, but for networks whose containers are open
+	// to the outside (nat-unprotected).
 	addRule(fwd, f.inet, concat(inSet(unix.NFT_META_IIFNAME, f.sets[setBridges], false),
 		inSet(unix.NFT_META_OIFNAME, f.sets[setBridges], false), dropV)...)
+	addRule(fwd, f.inet, concat(nfproto(unix.NFPROTO_IPV4), inSet(unix.NFT_META_OIFNAME, f.sets[setUnprotected4], false), acceptV)...)
+	addRule(fwd, f.inet, concat(nfproto(unix.NFPROTO_IPV6), inSet(unix.NFT_META_OIFNAME, f.sets[setUnprotected6], false), acceptV)...)
 	addRule(fwd, f.inet, concat(inSet(unix.NFT_META_OIFNAME, f.sets[setBridges], false), dropV)...)
 
 	// enable_icc=false: no frames between two ports of such a network.
@@ -385,8 +436,33 @@ func guardRules(sets map[string]*nftables.Set) [][]expr.Any {
 	}
 }
 
+// openRules match what a routed network lets in: a packet to a port
+// opened on a container's address, and ICMP to the network.
+func openRules(sets map[string]*nftables.Set) [][]expr.Any {
+	l4proto := func(reg uint32) expr.Any { return &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg} }
+	dport := &expr.Payload{DestRegister: reg3202, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}
+	open := func(set *nftables.Set) expr.Any {
+		return &expr.Lookup{SourceRegister: reg1, SetName: set.Name, SetID: set.ID}
+	}
+	icmp := func(proto byte) []expr.Any {
+		return []expr.Any{l4proto(reg1), &expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{proto}}}
+	}
+	daddr4 := &expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4}
+	daddr6 := &expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: 24, Len: 16}
+	dport6 := &expr.Payload{DestRegister: reg3205, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}
+	return [][]expr.Any{
+		concat(nfproto(unix.NFPROTO_IPV4), daddr4, l4proto(reg3201), dport, open(sets[setOpen4])),
+		concat(nfproto(unix.NFPROTO_IPV6), daddr6, l4proto(reg3204), dport6, open(sets[setOpen6])),
+		concat(nfproto(unix.NFPROTO_IPV4), icmp(unix.IPPROTO_ICMP), inSet(unix.NFT_META_OIFNAME, sets[setRouted4], false)),
+		concat(nfproto(unix.NFPROTO_IPV6), icmp(unix.IPPROTO_ICMPV6), inSet(unix.NFT_META_OIFNAME, sets[setRouted6], false)),
+	}
+}
+
 // publishRules are the DNAT rules: bindings on a given host address first,
-// then those on every address, for IPv4 and IPv6.
+// then those on every address, for IPv4 and IPv6. IPv6's leave ::1 alone:
+// the kernel cannot carry a connection from ::1 to a container (the
+// answer, addressed to ::1, arrives on the bridge and is dropped), so the
+// port's reservation forwards those.
 func publishRules(sets map[string]*nftables.Set) [][]expr.Any {
 	dnat := func(family uint32, addrReg, portReg uint32) *expr.NAT {
 		return &expr.NAT{Type: expr.NATTypeDestNAT, Family: family, RegAddrMin: addrReg, RegProtoMin: portReg, Specified: true}
@@ -400,11 +476,12 @@ func publishRules(sets map[string]*nftables.Set) [][]expr.Any {
 	}
 	daddr4 := &expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4}
 	daddr6 := &expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: 24, Len: 16}
+	notLoopback6 := []expr.Any{daddr6, &expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: netip.IPv6Loopback().AsSlice()}}
 	return [][]expr.Any{
 		concat(fibLocal(false), nfproto(unix.NFPROTO_IPV4), daddr4, l4proto(reg3201), dport(reg3202), lookup(sets[mapHostPorts4]), dnat(unix.NFPROTO_IPV4, reg1, reg3201)),
 		concat(fibLocal(false), nfproto(unix.NFPROTO_IPV4), l4proto(reg1), dport(reg3201), lookup(sets[mapPorts4]), dnat(unix.NFPROTO_IPV4, reg1, reg3201)),
-		concat(fibLocal(false), nfproto(unix.NFPROTO_IPV6), daddr6, l4proto(reg3204), dport(reg3205), lookup(sets[mapHostPorts6]), dnat(unix.NFPROTO_IPV6, reg1, reg3204)),
-		concat(fibLocal(false), nfproto(unix.NFPROTO_IPV6), l4proto(reg1), dport(reg3201), lookup(sets[mapPorts6]), dnat(unix.NFPROTO_IPV6, reg1, reg3204)),
+		concat(fibLocal(false), nfproto(unix.NFPROTO_IPV6), notLoopback6, daddr6, l4proto(reg3204), dport(reg3205), lookup(sets[mapHostPorts6]), dnat(unix.NFPROTO_IPV6, reg1, reg3204)),
+		concat(fibLocal(false), nfproto(unix.NFPROTO_IPV6), notLoopback6, l4proto(reg1), dport(reg3201), lookup(sets[mapPorts6]), dnat(unix.NFPROTO_IPV6, reg1, reg3204)),
 	}
 }
 

@@ -45,12 +45,12 @@ func TestElementsOfAState(t *testing.T) {
 	if err := e.addBinding(Binding{Proto: "tcp", HostPort: 80, IP: netip.MustParseAddr("fd00::2"), Port: 80}); err != nil {
 		t.Fatal(err)
 	}
-	for set, want := range map[string]int{setBridges: 3, setInternal: 1, setMasquerade: 1, setIsolated: 2, mapPorts6: 1, mapPorts4: 0} {
+	for set, want := range map[string]int{setBridges: 3, setInternal: 1, setMasquerade4: 1, setMasquerade6: 1, setIsolated: 2, mapPorts6: 1, mapPorts4: 0} {
 		if got := len(e[set]); got != want {
 			t.Errorf("%s has %d elements, want %d", set, got, want)
 		}
 	}
-	if got := string(bytes.TrimRight(e[setMasquerade][0].Key, "\x00")); got != "br-a" {
+	if got := string(bytes.TrimRight(e[setMasquerade4][0].Key, "\x00")); got != "br-a" {
 		t.Errorf("masquerade holds %q; internal networks are never masqueraded", got)
 	}
 }
@@ -378,5 +378,48 @@ func TestCloseTwiceIsFine(t *testing.T) {
 		if err := f.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestRoutedFamiliesAreNeitherMasqueradedNorTranslated(t *testing.T) {
+	e := elements{}
+	e.addNetwork(Network{Bridge: "br-r6", Masquerade: true, Routed6: true})
+	e.addNetwork(Network{Bridge: "br-r46", Masquerade: true, Routed4: true, Routed6: true})
+	e.addNetwork(Network{Bridge: "br-u4", Masquerade: true, Unprotected4: true})
+	// Internal networks stay sealed whatever their gateway modes.
+	e.addNetwork(Network{Bridge: "br-int", Internal: true, Routed4: true, Unprotected6: true})
+	for _, b := range []Binding{
+		{Proto: "tcp", IP: netip.MustParseAddr("2001:db8::2"), Port: 80, Routed: true},
+		{Proto: "udp", IP: netip.MustParseAddr("10.1.0.2"), Port: 53, Routed: true},
+	} {
+		if err := e.addBinding(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := func(set string) []string {
+		var out []string
+		for _, el := range e[set] {
+			out = append(out, string(bytes.TrimRight(el.Key, "\x00")))
+		}
+		return out
+	}
+	for set, want := range map[string][]string{
+		setMasquerade4:  {"br-r6", "br-u4"},
+		setMasquerade6:  {"br-u4"},
+		setRouted4:      {"br-r46"},
+		setRouted6:      {"br-r6", "br-r46"},
+		setUnprotected4: {"br-u4"},
+		setUnprotected6: nil,
+	} {
+		if got := names(set); !slices.Equal(got, want) {
+			t.Errorf("%s holds %q, want %q", set, got, want)
+		}
+	}
+	if len(e[setOpen6]) != 1 || len(e[setOpen4]) != 1 || len(e[mapPorts6])+len(e[mapPorts4])+len(e[mapHostPorts6])+len(e[mapHostPorts4]) != 0 {
+		t.Errorf("routed bindings went to %d and %d open ports and %d translations", len(e[setOpen4]), len(e[setOpen6]),
+			len(e[mapPorts6])+len(e[mapPorts4])+len(e[mapHostPorts6])+len(e[mapHostPorts4]))
+	}
+	if want := []byte{10, 1, 0, 2, 17, 0, 0, 0, 0, 53, 0, 0}; !bytes.Equal(e[setOpen4][0].Key, want) {
+		t.Errorf("open4 key % x, want % x (address . proto . port, as nft encodes it)", e[setOpen4][0].Key, want)
 	}
 }

@@ -17,14 +17,18 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/ w
 
 // A state with one of each: a masqueraded network, one not masqueraded,
 // an internal one (never masqueraded, though asked), one with
-// enable_icc=false and two containers; bindings of every protocol, IPv4
-// and IPv6, on every host address and on one.
+// enable_icc=false and two containers, one whose IPv6 is routed and one
+// whose IPv4 containers are open from outside (nat-unprotected);
+// bindings of every protocol, IPv4 and IPv6, on every host address and on
+// one, and ports opened in a routed family.
 var (
 	stateNetworks = []Network{
 		{Bridge: "berth0", Masquerade: true},
 		{Bridge: "br-plain"},
 		{Bridge: "br-internal", Internal: true, Masquerade: true},
 		{Bridge: "br-noicc", Masquerade: true, Isolated: true, Ports: []string{"veth1a2b3c", "veth4d5e6f"}},
+		{Bridge: "br-routed", Masquerade: true, Routed6: true},
+		{Bridge: "br-open", Masquerade: true, Unprotected4: true},
 	}
 	stateBindings = []Binding{
 		{Proto: "tcp", HostPort: 8080, IP: ip("172.18.0.2"), Port: 80},
@@ -34,6 +38,9 @@ var (
 		{Proto: "tcp", HostPort: 8080, IP: ip("fd00:b::2"), Port: 80},
 		{Proto: "udp", HostIP: ip("::1"), HostPort: 5353, IP: ip("fd00:b::3"), Port: 53},
 		{Proto: "sctp", HostIP: ip("2001:db8::1"), HostPort: 38412, IP: ip("fd00:b::4"), Port: 38412},
+		{Proto: "tcp", IP: ip("2001:db8:d::2"), Port: 80, Routed: true},
+		{Proto: "udp", IP: ip("2001:db8:d::2"), Port: 53, Routed: true},
+		{Proto: "tcp", IP: ip("10.20.0.2"), Port: 80, Routed: true},
 	}
 	// Guarded ports: a dual-stack container and an IPv4-only one.
 	stateGuards = []Guard{
@@ -47,6 +54,7 @@ var (
 		Publish: []Binding{
 			{Proto: "tcp", HostPort: 8081, IP: ip("172.19.0.2"), Port: 80},
 			{Proto: "udp", HostIP: ip("::1"), HostPort: 53, IP: ip("fd00:c::2"), Port: 53},
+			{Proto: "tcp", IP: ip("2001:db8:d::3"), Port: 443, Routed: true},
 		},
 		Isolate: []string{"veth7a8b9c"},
 		Guard:   []Guard{{Port: "veth7a8b9c", MAC: mac("02:42:ac:13:00:02"), IPv4: ip("172.19.0.2")}},
@@ -86,7 +94,7 @@ type goldenCase struct {
 var goldenCases = []goldenCase{
 	{
 		golden: "rebuild.golden",
-		what:   "Rebuild of a state with a masqueraded, a plain, an internal and an isolated network and bindings of every protocol, IPv4 and IPv6, with and without a host address: both tables replaced, every set declared with its elements, every chain and rule, in one batch.",
+		what:   "Rebuild of a state with a masqueraded, a plain, an internal, an isolated, a routed (IPv6) and an unprotected (IPv4) network and bindings of every protocol, IPv4 and IPv6, with and without a host address, and routed ones: both tables replaced, every set declared with its elements, every chain and rule, in one batch.",
 		run:    rebuildState,
 	},
 	{
@@ -96,7 +104,7 @@ var goldenCases = []goldenCase{
 	},
 	{
 		golden: "apply-arrival.golden",
-		what:   "Apply after Rebuild: a network and an internal one added, two ports published (IPv4 on every address, IPv6 on ::1), a port isolated: element additions only, one message per set, one batch.",
+		what:   "Apply after Rebuild: a network and an internal one added, three ports published (IPv4 on every address, IPv6 on ::1, one opened on a routed address), a port isolated: element additions only, one message per set, one batch.",
 		setup:  rebuildState,
 		run:    func(f *Firewall) error { return f.Apply(arrival) },
 	},

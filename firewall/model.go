@@ -16,8 +16,18 @@ type Network struct {
 	Bridge string
 	// Internal networks have no traffic in or out but to their gateway.
 	Internal bool
-	// Masquerade rewrites traffic leaving the host from the network.
+	// Masquerade rewrites traffic leaving the host from the network, but
+	// for a routed family.
 	Masquerade bool
+	// Routed4 and Routed6: the network's addresses of that family are
+	// routed to and from, not translated (Docker's gateway mode
+	// "routed"): no masquerade, and from outside only the ports opened by
+	// routed bindings, and ICMP, reach its containers.
+	Routed4, Routed6 bool
+	// Unprotected4 and Unprotected6: from outside (not from other
+	// networks), every port of its containers can be reached at their
+	// addresses of that family (gateway mode "nat-unprotected").
+	Unprotected4, Unprotected6 bool
 	// Isolated (enable_icc=false) keeps the network's containers from
 	// talking to each other; Ports are the host ends of their veth pairs.
 	Isolated bool
@@ -36,13 +46,16 @@ type Guard struct {
 }
 
 // Binding is one published port: HostIP (zero: every address of the host)
-// and HostPort forwarded to IP and Port of a container.
+// and HostPort forwarded to IP and Port of a container. A Routed one has
+// no host address or port: Port is opened on IP, for a container on a
+// network whose family is routed.
 type Binding struct {
 	Proto    string // tcp, udp or sctp
 	HostIP   netip.Addr
 	HostPort uint16
 	IP       netip.Addr
 	Port     uint16
+	Routed   bool
 }
 
 // protoNumber is the IP protocol number of a binding's protocol.
@@ -81,11 +94,16 @@ func ifname(name string) []byte {
 }
 
 // bindingElement is the map element of a binding: the key (host address
-// when given) . protocol . port, the value container address . port.
+// when given) . protocol . port, the value container address . port; of
+// a routed one, the set element container address . protocol . port.
 func bindingElement(b Binding) (nftables.SetElement, bool) {
 	proto, ok := protoNumber(b.Proto)
 	if !ok {
 		return nftables.SetElement{}, false
+	}
+	if b.Routed {
+		key := append(b.IP.AsSlice(), pad4([]byte{proto})...)
+		return nftables.SetElement{Key: append(key, portBytes(b.Port)...)}, true
 	}
 	var key []byte
 	if b.HostIP.IsValid() {

@@ -481,8 +481,12 @@ func meaning(set string, key, data []byte) string {
 		return strings.Join(out, " . ")
 	}
 	switch set {
-	case setBridges, setInternal, setMasquerade, setIsolated:
+	case setBridges, setInternal, setMasquerade4, setMasquerade6, setRouted4, setRouted6, setUnprotected4, setUnprotected6, setIsolated:
 		return read(key, ifname)
+	case setOpen4:
+		return read(key, addr(4), proto, port)
+	case setOpen6:
+		return read(key, addr(16), proto, port)
 	case setIntra:
 		return read(key, ifname, ifname)
 	case mapPorts4:

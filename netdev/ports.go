@@ -1,6 +1,7 @@
 package netdev
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,23 +12,33 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ReservePort holds a host port with a bound socket that nobody reads: no
-// traffic goes through it (published ports are translated in the kernel),
-// but no other process can take the port while berth publishes it. An
-// unspecified address reserves the port on all of the family's addresses.
+// Reservation is a host port berth holds while it publishes it.
+type Reservation struct {
+	Proto string // tcp, udp or sctp
+	// Addr is the address the port is held on; an unspecified one (IPv4's
+	// or IPv6's) holds it on every address of its family.
+	Addr netip.Addr
+	Port uint16
+	// To, when valid, is where TCP connections and UDP datagrams that
+	// reach the reservation are forwarded. Published ports are translated
+	// in the kernel, and what the kernel translates never reaches the
+	// reservation; what reaches it is what the kernel cannot carry, such
+	// as the host's own connections to ::1. SCTP is held, not forwarded.
+	To netip.AddrPort
+}
+
+// ReservePort holds a host port with a bound socket, so that no other
+// process can take the port while berth publishes it. Without r.To the
+// socket is never read; with it, it forwards. The forwarder's connections
+// to r.To are made in the namespace of the thread that calls ReservePort.
 // The error reads like the kernel's answer to bind.
-func ReservePort(proto string, addr netip.Addr, port uint16, v6 bool) (io.Closer, error) {
+func ReservePort(r Reservation) (io.Closer, error) {
 	family := unix.AF_INET
-	if v6 || addr.Is6() {
+	if r.Addr.Is6() {
 		family = unix.AF_INET6
-		if !addr.IsValid() {
-			addr = netip.IPv6Unspecified()
-		}
-	} else if !addr.IsValid() {
-		addr = netip.IPv4Unspecified()
 	}
 	typ, protoNum := unix.SOCK_STREAM, 0
-	switch proto {
+	switch r.Proto {
 	case "udp":
 		typ = unix.SOCK_DGRAM
 	case "sctp":
@@ -35,7 +46,7 @@ func ReservePort(proto string, addr netip.Addr, port uint16, v6 bool) (io.Closer
 	}
 	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, protoNum)
 	if err != nil {
-		return nil, fmt.Errorf("reserve %s port %d: %w", proto, port, err)
+		return nil, fmt.Errorf("reserve %s port %d: %w", r.Proto, r.Port, err)
 	}
 	if family == unix.AF_INET6 {
 		// The IPv4 reservation is a socket of its own.
@@ -43,20 +54,44 @@ func ReservePort(proto string, addr netip.Addr, port uint16, v6 bool) (io.Closer
 	}
 	var sa unix.Sockaddr
 	if family == unix.AF_INET {
-		sa = &unix.SockaddrInet4{Port: int(port), Addr: addr.As4()}
+		sa = &unix.SockaddrInet4{Port: int(r.Port), Addr: r.Addr.As4()}
 	} else {
-		sa = &unix.SockaddrInet6{Port: int(port), Addr: addr.As16()}
+		sa = &unix.SockaddrInet6{Port: int(r.Port), Addr: r.Addr.As16()}
 	}
 	if err := unix.Bind(fd, sa); err != nil {
 		unix.Close(fd)
-		netw := proto + "4"
+		netw := r.Proto + "4"
 		if family == unix.AF_INET6 {
-			netw = proto + "6"
+			netw = r.Proto + "6"
 		}
-		return nil, &net.OpError{Op: "listen", Net: netw, Addr: sockAddr(netip.AddrPortFrom(addr, port)), Err: os.NewSyscallError("bind", err)}
+		return nil, &net.OpError{Op: "listen", Net: netw, Addr: sockAddr(netip.AddrPortFrom(r.Addr, r.Port)), Err: os.NewSyscallError("bind", err)}
 	}
-	return os.NewFile(uintptr(fd), "reserved port"), nil
+	f := os.NewFile(uintptr(fd), "reserved port")
+	if !r.To.IsValid() || r.Proto == "sctp" {
+		return f, nil
+	}
+	// The forwarder works on a socket of its own, a duplicate of f's.
+	defer f.Close()
+	d, err := dialerHere()
+	if err != nil {
+		return nil, err
+	}
+	var fw io.Closer
+	if r.Proto == "udp" {
+		fw, err = forwardUDP(f, family == unix.AF_INET6, r.To, d)
+	} else {
+		fw, err = forwardTCP(f, r.To, d)
+	}
+	if err != nil {
+		d.close()
+		return nil, fmt.Errorf("forward %s port %d to %s: %w", r.Proto, r.Port, r.To, err)
+	}
+	return fw, nil
 }
+
+// FamilyUnavailable tells whether a reservation failed because the host
+// has no such address family (IPv6 turned off at boot).
+func FamilyUnavailable(err error) bool { return errors.Is(err, unix.EAFNOSUPPORT) }
 
 type sockAddr netip.AddrPort
 

@@ -59,8 +59,9 @@ type Kernel interface {
 	AllowLocalnet(device string) error
 	// EnableForwarding turns on routing (IPv6 too, when asked).
 	EnableForwarding(ipv6 bool) error
-	// ReservePort holds a host port against other processes.
-	ReservePort(proto string, addr netip.Addr, port uint16, v6 bool) (io.Closer, error)
+	// ReservePort holds a host port against other processes, and
+	// forwards what reaches it when asked.
+	ReservePort(r netdev.Reservation) (io.Closer, error)
 	// RetireUnwanted takes the daemon's devices that are not wanted out of
 	// service, and Reap deletes everything out of service now.
 	RetireUnwanted(wanted map[string]bool) (int, error)

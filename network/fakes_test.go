@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -51,6 +53,8 @@ type fakeKernel struct {
 	fail map[string]error
 	// busyPorts are host ports another process holds.
 	busyPorts map[uint16]bool
+	// noIPv6: the host has no IPv6 (turned off at boot).
+	noIPv6 bool
 	// resolvers are the UDP addresses of the resolver sockets made in
 	// each namespace.
 	resolvers map[*netdev.Namespace]netip.AddrPort
@@ -148,18 +152,25 @@ func (h heldPort) Close() error {
 	return nil
 }
 
-func (k *fakeKernel) ReservePort(proto string, addr netip.Addr, port uint16, v6 bool) (io.Closer, error) {
+func (k *fakeKernel) ReservePort(r netdev.Reservation) (io.Closer, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.busyPorts[port] {
-		if !addr.IsValid() {
-			addr = netip.IPv4Unspecified()
-		}
-		return nil, fmt.Errorf("listen %s: bind: address already in use", netip.AddrPortFrom(addr, port))
+	if k.noIPv6 && r.Addr.Is6() {
+		return nil, fmt.Errorf("reserve %s port %d: %w", r.Proto, r.Port, syscall.EAFNOSUPPORT)
 	}
-	key := fmt.Sprintf("%s %s v6=%v", proto, netip.AddrPortFrom(addr, port), v6)
+	if k.busyPorts[r.Port] {
+		return nil, fmt.Errorf("listen %s: bind: address already in use", netip.AddrPortFrom(r.Addr, r.Port))
+	}
+	key := fmt.Sprintf("%s %s to %s", r.Proto, netip.AddrPortFrom(r.Addr, r.Port), r.To)
 	k.ports[key] = true
 	return heldPort{k, key}, nil
+}
+
+// reservations are the held ports as "proto addr:port to destination".
+func (k *fakeKernel) reservations() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Sorted(maps.Keys(k.ports))
 }
 
 func (k *fakeKernel) heldPorts() int {
@@ -421,7 +432,8 @@ func newFakeDriver(name string, caps driver.Capabilities) *fakeDriver {
 func bridgeLike(name string) *fakeDriver {
 	d := newFakeDriver(name, driver.Capabilities{Scope: driver.ScopeLocal, Addresses: true, Sharing: driver.Shares})
 	d.describe = func(nw *driver.Network) driver.NetworkInfo {
-		fw := &driver.Firewall{Device: "br-" + nw.Name, Masquerade: true, Isolated: nw.Options["icc"] == "false", AntiSpoof: nw.Options["spoof"] != "allow"}
+		fw := &driver.Firewall{Device: "br-" + nw.Name, Masquerade: true, Isolated: nw.Options["icc"] == "false", AntiSpoof: nw.Options["spoof"] != "allow",
+			Routed4: nw.Options["routed4"] == "true", Routed6: nw.Options["routed6"] == "true"}
 		if a, err := netip.ParseAddr(nw.Options["hostip"]); err == nil {
 			fw.HostIP = a
 		}

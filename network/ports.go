@@ -6,11 +6,13 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/containerd/errdefs"
 
 	"github.com/berth-net/berth/firewall"
+	"github.com/berth-net/berth/netdev"
 )
 
 // PortSpec is a port the caller asks to publish: container Port on
@@ -47,7 +49,7 @@ type portKey struct {
 
 // ports are the host ports berth publishes, each held by a reservation.
 type ports struct {
-	reserve func(proto string, addr netip.Addr, port uint16, v6 bool) (io.Closer, error)
+	reserve func(netdev.Reservation) (io.Closer, error)
 
 	mu     sync.Mutex
 	held   map[portKey][]io.Closer
@@ -56,6 +58,53 @@ type ports struct {
 
 func newPorts(k Kernel) *ports {
 	return &ports{reserve: k.ReservePort, held: map[portKey][]io.Closer{}, cursor: map[string]uint16{}}
+}
+
+// hostPorts is how an endpoint's bindings take host ports: per family
+// (IPv4, IPv6), whether they are reserved, and where the reservation
+// forwards what reaches it.
+type hostPorts [2]hostFamily
+
+type hostFamily struct {
+	hold bool
+	// to is the endpoint's address the reservation forwards to (zero: it
+	// only holds the port).
+	to netip.Addr
+	// optional: the endpoint lacks the family, which the host may lack
+	// too; the ports are then published without it.
+	optional bool
+}
+
+// hostPortsOf is how nw publishes ep's ports. IPv4 reservations only hold
+// the port: the kernel translates every IPv4 address, 127.0.0.1 included.
+// IPv6 ones forward what the kernel cannot translate, connections to ::1
+// (the container's answer, sent back to ::1, arrives on the bridge, and
+// the kernel drops a packet for the loopback address that arrives on
+// another device: IPv6 has no route_localnet). A family the endpoint
+// lacks is published by forwarding to its other address, as Docker's
+// proxy does. A routed family has no host ports.
+func hostPortsOf(nw *netState, ep *Endpoint) hostPorts {
+	fw := nw.info.Firewall
+	if fw == nil {
+		// The driver publishes the ports itself, and gives the
+		// endpoint's addresses only in Join (a CNI chain's portmap).
+		return hostPorts{{hold: true}}
+	}
+	var hp hostPorts
+	v4, v6 := ep.IPv4.Addr(), ep.IPv6.Addr()
+	if ep.IPv4.IsValid() && !fw.Routed4 {
+		hp[0] = hostFamily{hold: true}
+		if !ep.IPv6.IsValid() {
+			hp[1] = hostFamily{hold: true, to: v4, optional: true}
+		}
+	}
+	if ep.IPv6.IsValid() && !fw.Routed6 {
+		hp[1] = hostFamily{hold: true, to: v6}
+		if !ep.IPv4.IsValid() {
+			hp[0] = hostFamily{hold: true, to: v6, optional: true}
+		}
+	}
+	return hp
 }
 
 // taken tells whether k clashes with a published port: the same port of
@@ -76,15 +125,30 @@ func (p *ports) taken(k portKey) bool {
 	return all
 }
 
-// hold takes k for berth: reservation sockets for IPv4 (and IPv6).
-func (p *ports) hold(k portKey, v4, v6 bool) error {
+// hold takes k for berth: a reservation in each family hp holds that k's
+// address is of, forwarding (where hp says) to the container's port
+// cport.
+func (p *ports) hold(k portKey, hp hostPorts, cport uint16) error {
 	var held []io.Closer
-	fams := map[bool]bool{false: v4 && (!k.ip.IsValid() || k.ip.Is4()), true: v6 && (!k.ip.IsValid() || k.ip.Is6())}
-	for _, six := range []bool{false, true} {
-		if !fams[six] {
+	for i, fam := range hp {
+		six := i == 1
+		if !fam.hold || (k.ip.IsValid() && k.ip.Is6() != six) {
 			continue
 		}
-		c, err := p.reserve(k.proto, k.ip, k.port, six)
+		r := netdev.Reservation{Proto: k.proto, Addr: k.ip, Port: k.port}
+		if !r.Addr.IsValid() {
+			r.Addr = netip.IPv4Unspecified()
+			if six {
+				r.Addr = netip.IPv6Unspecified()
+			}
+		}
+		if fam.to.IsValid() {
+			r.To = netip.AddrPortFrom(fam.to, cport)
+		}
+		c, err := p.reserve(r)
+		if err != nil && fam.optional && !k.ip.IsValid() && netdev.FamilyUnavailable(err) {
+			continue
+		}
 		if err != nil {
 			for _, h := range held {
 				h.Close()
@@ -104,9 +168,9 @@ func (p *ports) release(k portKey) {
 	delete(p.held, k)
 }
 
-// allocate makes the bindings of specs for an endpoint with the given
-// address families. Nothing stays taken when it fails.
-func (p *ports) allocate(specs []PortSpec, v4, v6 bool, defaultIP netip.Addr, owner string) ([]PortBinding, error) {
+// allocate makes the bindings of specs for an endpoint whose ports hp
+// says how to hold. Nothing stays taken when it fails.
+func (p *ports) allocate(specs []PortSpec, hp hostPorts, defaultIP netip.Addr, owner string) ([]PortBinding, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var made []PortBinding
@@ -131,7 +195,7 @@ func (p *ports) allocate(specs []PortSpec, v4, v6 bool, defaultIP netip.Addr, ow
 		if max < min {
 			max = min
 		}
-		port, err := p.take(s.Proto, ip, min, max, random, v4, v6)
+		port, err := p.take(s.Proto, ip, min, max, random, hp, s.Port)
 		if err != nil {
 			undo()
 			return nil, fmt.Errorf("driver failed programming external connectivity on endpoint %s: %w", owner, err)
@@ -143,7 +207,7 @@ func (p *ports) allocate(specs []PortSpec, v4, v6 bool, defaultIP netip.Addr, ow
 
 // take finds a free port in [min, max] and reserves it; a random pick
 // starts where the last one left off, as Docker's allocator does.
-func (p *ports) take(proto string, ip netip.Addr, min, max uint16, random, v4, v6 bool) (uint16, error) {
+func (p *ports) take(proto string, ip netip.Addr, min, max uint16, random bool, hp hostPorts, cport uint16) (uint16, error) {
 	n := int(max-min) + 1
 	start := min
 	if random {
@@ -165,7 +229,7 @@ func (p *ports) take(proto string, ip netip.Addr, min, max uint16, random, v4, v
 			}
 			continue
 		}
-		if err := p.hold(k, v4, v6); err != nil {
+		if err := p.hold(k, hp, cport); err != nil {
 			lastErr = err
 			if !random && n == 1 {
 				break
@@ -193,13 +257,13 @@ func (p *ports) releaseBindings(bs []PortBinding) {
 }
 
 // restore takes the ports of a stored endpoint again after a restart.
-func (p *ports) restore(bs []PortBinding, v4, v6 bool) error {
+func (p *ports) restore(bs []PortBinding, hp hostPorts) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var errs []error
 	for _, b := range bs {
 		k := portKey{b.Proto, b.HostIP, b.HostPort}
-		if err := p.hold(k, v4, v6); err != nil {
+		if err := p.hold(k, hp, b.Port); err != nil {
 			// The kernel translation still works; the port is just not
 			// protected from other processes.
 			errs = append(errs, err)
@@ -209,29 +273,29 @@ func (p *ports) restore(bs []PortBinding, v4, v6 bool) error {
 	return errors.Join(errs...)
 }
 
-// firewallBindings are the translations of an endpoint's bindings.
-func firewallBindings(ep *Endpoint) []firewall.Binding {
+// firewallBindings are the translations of an endpoint's bindings: for
+// each of its addresses of a binding's family, the host port translated
+// to it, or in a routed family the port opened on it. A binding on ::1
+// has none: its reservation forwards.
+func firewallBindings(nw *netState, ep *Endpoint) []firewall.Binding {
+	fw := nw.info.Firewall
 	var out []firewall.Binding
 	for _, b := range ep.Ports {
 		for _, a := range []netip.Prefix{ep.IPv4, ep.IPv6} {
-			if !a.IsValid() || (b.HostIP.IsValid() && b.HostIP.Is4() != a.Addr().Is4()) {
+			if !a.IsValid() || (b.HostIP.IsValid() && b.HostIP.Is4() != a.Addr().Is4()) || b.HostIP == netip.IPv6Loopback() {
+				continue
+			}
+			if fw != nil && (a.Addr().Is4() && fw.Routed4 || a.Addr().Is6() && fw.Routed6) {
+				open := firewall.Binding{Proto: b.Proto, IP: a.Addr(), Port: b.Port, Routed: true}
+				if !slices.Contains(out, open) {
+					out = append(out, open)
+				}
 				continue
 			}
 			out = append(out, firewall.Binding{Proto: b.Proto, HostIP: b.HostIP, HostPort: b.HostPort, IP: a.Addr(), Port: b.Port})
 		}
 	}
 	return out
-}
-
-// portFamilies are the address families an endpoint's ports are published
-// in: those of its addresses, or IPv4 alone on a network whose driver
-// publishes them itself, which gives the addresses only in Join (a CNI
-// chain's portmap).
-func portFamilies(nw *netState, ep *Endpoint) (v4, v6 bool) {
-	if nw.info.Firewall == nil {
-		return true, false
-	}
-	return ep.IPv4.IsValid(), ep.IPv6.IsValid()
 }
 
 // firewallNetwork is what the firewall needs of a network; ok is false for
@@ -241,7 +305,8 @@ func firewallNetwork(nw *netState) (firewall.Network, bool) {
 	if fw == nil {
 		return firewall.Network{}, false
 	}
-	return firewall.Network{Bridge: fw.Device, Internal: nw.rec.Internal, Masquerade: fw.Masquerade, Isolated: fw.Isolated}, true
+	return firewall.Network{Bridge: fw.Device, Internal: nw.rec.Internal, Masquerade: fw.Masquerade, Isolated: fw.Isolated,
+		Routed4: fw.Routed4, Routed6: fw.Routed6, Unprotected4: fw.Unprotected4, Unprotected6: fw.Unprotected6}, true
 }
 
 // endpointChange is the firewall change an endpoint's arrival makes: its
@@ -251,7 +316,7 @@ func endpointChange(nw *netState, ep *Endpoint) firewall.Change {
 	var ch firewall.Change
 	// A driver that publishes ports itself does it in Join.
 	if nw.info.Firewall != nil {
-		ch.Publish = firewallBindings(ep)
+		ch.Publish = firewallBindings(nw, ep)
 	}
 	if fn, ok := firewallNetwork(nw); ok && fn.Isolated && ep.HostIfName != "" {
 		ch.Isolate = []string{ep.HostIfName}
@@ -315,8 +380,7 @@ func (c *Controller) rebuildFirewall() error {
 		// Host ports are reserved whoever publishes them: berth's firewall
 		// or the driver itself.
 		for _, ep := range nw.endpoints {
-			v4, v6 := portFamilies(nw, &ep.rec)
-			if err := c.ports.restore(ep.rec.Ports, v4, v6); err != nil {
+			if err := c.ports.restore(ep.rec.Ports, hostPortsOf(nw, &ep.rec)); err != nil {
 				c.log.Warn("reserve published ports", "endpoint", ep.rec.ID, "err", err)
 			}
 		}
@@ -325,7 +389,7 @@ func (c *Controller) rebuildFirewall() error {
 			continue
 		}
 		for _, ep := range nw.endpoints {
-			binds = append(binds, firewallBindings(&ep.rec)...)
+			binds = append(binds, firewallBindings(nw, &ep.rec)...)
 			if g, ok := guardOf(nw, &ep.rec); ok {
 				guards = append(guards, g)
 			}

@@ -136,8 +136,8 @@ func TestPortsAreHeldAgainAfterARestart(t *testing.T) {
 	// The old daemon's sockets died with it.
 	tb.kernel.ports = map[string]bool{}
 	tb.start()
-	if tb.kernel.heldPorts() != 1 {
-		t.Error("the published port is not held after a restart")
+	if got := tb.kernel.reservations(); len(got) != 2 {
+		t.Errorf("held after a restart: %q, want the port on IPv4 and IPv6", got)
 	}
 	if tb.fw.rebuilt == 0 || len(tb.fw.bindings) != 1 {
 		t.Errorf("the firewall was not rebuilt with the port: %v", tb.fw.bindings)

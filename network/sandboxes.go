@@ -408,12 +408,11 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (_ *e
 		ep.rec.MAC = netdev.RandomMAC().String()
 	}
 	if len(opts.Ports) > 0 && nw.publishes() {
-		v4, v6 := portFamilies(nw, &ep.rec)
 		var hostIP netip.Addr
 		if nw.info.Firewall != nil {
 			hostIP = nw.info.Firewall.HostIP
 		}
-		bindings, err := c.ports.allocate(opts.Ports, v4, v6, hostIP, fmt.Sprintf("%s (%s)", ep.rec.Name, ep.rec.ID))
+		bindings, err := c.ports.allocate(opts.Ports, hostPortsOf(nw, &ep.rec), hostIP, fmt.Sprintf("%s (%s)", ep.rec.Name, ep.rec.ID))
 		if err != nil {
 			nw.unregister(ep, ep.claimed)
 			return nil, err

@@ -28,12 +28,45 @@ const (
 	OptionHostBindingV4 = "com.docker.network.bridge.host_binding_ipv4"
 	OptionDefaultBridge = "com.docker.network.bridge.default_bridge"
 	OptionMTU           = "com.docker.network.driver.mtu"
+	// Gateway modes, per family: how the network meets the outside.
+	OptionGatewayModeV4 = "com.docker.network.bridge.gateway_mode_ipv4"
+	OptionGatewayModeV6 = "com.docker.network.bridge.gateway_mode_ipv6"
 	// OptionAntiSpoofing is berth's own: "false" lets containers send from
 	// addresses that are not theirs (a container routing for others).
 	OptionAntiSpoofing = "com.berth.bridge.anti_spoofing"
 )
 
 const defaultMTU = 1500
+
+// Docker's gateway modes.
+const (
+	// gatewayNAT, the default: ports published on the host's addresses
+	// are translated to the containers', traffic out is masqueraded, and
+	// nothing else from outside reaches the containers.
+	gatewayNAT = "nat"
+	// gatewayNATUnprotected: as nat, and every port of the containers can
+	// be reached from outside by routing to their addresses.
+	gatewayNATUnprotected = "nat-unprotected"
+	// gatewayRouted: the subnet is routed, not translated: no masquerade,
+	// no host ports; from outside, the ports the containers publish are
+	// open at their own addresses, and ICMP gets in.
+	gatewayRouted = "routed"
+	// gatewayIsolated, for internal networks only: the bridge has no
+	// address of the family, so not even the host reaches the containers.
+	gatewayIsolated = "isolated"
+)
+
+// gatewayMode is the network's gateway mode for a family.
+func gatewayMode(nw *driver.Network, v6 bool) string {
+	key := OptionGatewayModeV4
+	if v6 {
+		key = OptionGatewayModeV6
+	}
+	if m := nw.Options[key]; m != "" {
+		return m
+	}
+	return gatewayNAT
+}
 
 // State is what the driver remembers of a network.
 type State struct {
@@ -104,6 +137,11 @@ func (d *Driver) Describe(nw *driver.Network) driver.NetworkInfo {
 		Masquerade: optionTrue(nw.Options, OptionMasquerade),
 		Isolated:   !optionTrue(nw.Options, OptionEnableICC),
 		AntiSpoof:  optionTrue(nw.Options, OptionAntiSpoofing),
+
+		Routed4:      gatewayMode(nw, false) == gatewayRouted,
+		Routed6:      gatewayMode(nw, true) == gatewayRouted,
+		Unprotected4: gatewayMode(nw, false) == gatewayNATUnprotected,
+		Unprotected6: gatewayMode(nw, true) == gatewayNATUnprotected,
 	}
 	if a, err := netip.ParseAddr(nw.Options[OptionHostBindingV4]); err == nil && !a.IsUnspecified() {
 		fw.HostIP = a
@@ -135,6 +173,9 @@ func BridgeName(nw *driver.Network) string {
 }
 
 func (d *Driver) Prepare(nw *driver.Network, existing []*driver.Network) (json.RawMessage, error) {
+	if (gatewayMode(nw, false) == gatewayIsolated || gatewayMode(nw, true) == gatewayIsolated) && !nw.Internal {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("gateway mode 'isolated' can only be used for an internal network")
+	}
 	name := BridgeName(nw)
 	for _, other := range existing {
 		if other.State == nil {
@@ -180,6 +221,12 @@ func (d *Driver) ValidateOptions(opts map[string]string) error {
 		case OptionHostBindingV4:
 			if a, perr := netip.ParseAddr(v); perr != nil || !a.Is4() {
 				err = fmt.Errorf("invalid value %q for %s: must be an IPv4 address", v, k)
+			}
+		case OptionGatewayModeV4, OptionGatewayModeV6:
+			switch v {
+			case gatewayNAT, gatewayNATUnprotected, gatewayRouted, gatewayIsolated:
+			default:
+				err = fmt.Errorf("invalid gateway mode %q for %s: must be %s, %s, %s or %s", v, k, gatewayNAT, gatewayNATUnprotected, gatewayRouted, gatewayIsolated)
 			}
 		case OptionMTU:
 			if n, perr := strconv.Atoi(v); perr != nil || n < 68 || n > 65535 {
@@ -263,7 +310,20 @@ func (d *Driver) Join(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namesp
 	if err != nil {
 		return driver.JoinInfo{}, err
 	}
-	return d.bridges.Join(master, mtuOf(nw), nw, ep, ns)
+	info, err := d.bridges.Join(master, mtuOf(nw), nw, ep, ns)
+	return withoutIsolatedGateways(nw, info), err
+}
+
+// withoutIsolatedGateways leaves out the gateway of a family in gateway
+// mode isolated: the bridge has no such address to route through.
+func withoutIsolatedGateways(nw *driver.Network, info driver.JoinInfo) driver.JoinInfo {
+	if gatewayMode(nw, false) == gatewayIsolated {
+		info.Gateway4 = netip.Addr{}
+	}
+	if gatewayMode(nw, true) == gatewayIsolated {
+		info.Gateway6 = netip.Addr{}
+	}
+	return info
 }
 
 func (d *Driver) Leave(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) error {
@@ -273,9 +333,10 @@ func (d *Driver) Leave(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Names
 func (d *Driver) Restore(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) (driver.JoinInfo, bool, error) {
 	master, err := d.bridgeIndex(nw)
 	if err != nil {
-		return driver.Gateways(nw, ep), false, err
+		return withoutIsolatedGateways(nw, driver.Gateways(nw, ep)), false, err
 	}
-	return d.bridges.Restore(master, nw, ep, ns)
+	info, ok, err := d.bridges.Restore(master, nw, ep, ns)
+	return withoutIsolatedGateways(nw, info), ok, err
 }
 
 func (d *Driver) Devices(nw *driver.Network) []string {
@@ -324,11 +385,11 @@ func (b *Bridges) Ensure(nw *driver.Network, name string, mtu int) (int, error) 
 }
 
 // gatewayAddrs are the addresses a network's bridge carries: each subnet's
-// gateway with the subnet's length.
+// gateway with the subnet's length, but in gateway mode isolated.
 func gatewayAddrs(nw *driver.Network) []netip.Prefix {
 	var addrs []netip.Prefix
 	for _, s := range append(append([]driver.Subnet(nil), nw.IPv4...), nw.IPv6...) {
-		if s.Gateway.IsValid() {
+		if s.Gateway.IsValid() && gatewayMode(nw, s.Prefix.Addr().Is6()) != gatewayIsolated {
 			addrs = append(addrs, netip.PrefixFrom(s.Gateway, s.Prefix.Bits()))
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Remote is another machine on the host's network: a namespace joined to
@@ -13,15 +14,18 @@ import (
 type Remote struct {
 	*Namespace
 	// HostAddr and Addr are the host's and the remote's addresses on the
-	// link between them.
-	HostAddr, Addr netip.Addr
+	// link between them; HostAddr6 and Addr6 their IPv6 ones, after
+	// AddIPv6.
+	HostAddr, Addr   netip.Addr
+	HostAddr6, Addr6 netip.Addr
+	host             *Host
 }
 
 // AddRemote makes a remote machine on 192.0.2.0/24 (TEST-NET-1): the host
 // is 192.0.2.1, the remote 192.0.2.2.
 func (h *Host) AddRemote() *Remote {
 	h.t.Helper()
-	r := &Remote{Namespace: h.NewNamespace("remote"), HostAddr: netip.MustParseAddr("192.0.2.1"), Addr: netip.MustParseAddr("192.0.2.2")}
+	r := &Remote{Namespace: h.NewNamespace("remote"), HostAddr: netip.MustParseAddr("192.0.2.1"), Addr: netip.MustParseAddr("192.0.2.2"), host: h}
 	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "uplink"}, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(r.ns))}
 	if err := h.Netlink.LinkAdd(veth); err != nil {
 		h.t.Fatalf("link to the remote: %v", err)
@@ -46,10 +50,38 @@ func (h *Host) AddRemote() *Remote {
 	return r
 }
 
+// AddIPv6 gives the link IPv6 too, on 2001:db8:1::/64 (documentation
+// addresses): the host is 2001:db8:1::1, the remote 2001:db8:1::2. The
+// addresses skip duplicate address detection, so they are usable at once.
+func (r *Remote) AddIPv6() {
+	h := r.host
+	h.t.Helper()
+	r.HostAddr6, r.Addr6 = netip.MustParseAddr("2001:db8:1::1"), netip.MustParseAddr("2001:db8:1::2")
+	for _, side := range []struct {
+		h    *netlink.Handle
+		name string
+		addr netip.Addr
+	}{{h.Netlink, "uplink", r.HostAddr6}, {r.Netlink, "eth0", r.Addr6}} {
+		l, err := side.h.LinkByName(side.name)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		a := &netlink.Addr{IPNet: &net.IPNet{IP: side.addr.AsSlice(), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}
+		if err := side.h.AddrAdd(l, a); err != nil {
+			h.t.Fatalf("address %s: %v", side.addr, err)
+		}
+	}
+}
+
 // RouteVia makes the remote send traffic for dst through the host, as a
-// machine that tries to reach containers directly would.
+// machine that tries to reach containers directly would; an IPv6 dst goes
+// through the host's IPv6 address (see AddIPv6).
 func (r *Remote) RouteVia(dst netip.Prefix) error {
-	route := &netlink.Route{Dst: &net.IPNet{IP: dst.Addr().AsSlice(), Mask: net.CIDRMask(dst.Bits(), dst.Addr().BitLen())}, Gw: r.HostAddr.AsSlice()}
+	gw := r.HostAddr
+	if dst.Addr().Is6() {
+		gw = r.HostAddr6
+	}
+	route := &netlink.Route{Dst: &net.IPNet{IP: dst.Addr().AsSlice(), Mask: net.CIDRMask(dst.Bits(), dst.Addr().BitLen())}, Gw: gw.AsSlice()}
 	if err := r.Netlink.RouteAdd(route); err != nil {
 		return fmt.Errorf("route %s via the host: %w", dst, err)
 	}
