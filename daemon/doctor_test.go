@@ -153,7 +153,7 @@ func TestDoctorFindsWhatWasMadeWrongInTheHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	masq, err := conn.GetSetByName(table, "masq")
+	masq, err := conn.GetSetByName(table, "masq4")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func TestDoctorFindsWhatWasMadeWrongInTheHost(t *testing.T) {
 		{"fail", "sandboxes", []string{"a: its interface eth0 on app is missing, down or without its addresses [" + ep.IPAddress.String() + "/16]"}},
 		{"warn", "namespaces", []string{filepath.Join(nsDir, "0123456789abcdef") + " is a namespace mount of berth's that belongs to no sandbox"}},
 		{"fail", "tables", []string{`inet ` + table.Name + ` bridges { "br-ghost" } is stale`}},
-		{"fail", "tables", []string{`inet ` + table.Name + ` masq { "` + bridge + `" } is missing`}},
+		{"fail", "tables", []string{`inet ` + table.Name + ` masq4 { "` + bridge + `" } is missing`}},
 		{"fail", "tables", []string{"table bridge " + table.Name + " is gone"}},
 	} {
 		line, ok := finding(lines, want.status, want.check, want.parts...)

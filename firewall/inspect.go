@@ -113,8 +113,13 @@ func describe(set string, e nftables.SetElement) string {
 	k, v := e.Key, e.Val
 	var out string
 	switch set {
-	case setBridges, setInternal, setMasquerade, setIsolated, setGuarded:
+	case setBridges, setInternal, setMasquerade4, setMasquerade6, setRouted4, setRouted6,
+		setUnprotected4, setUnprotected6, setIsolated, setGuarded:
 		out = showIfname(k)
+	case setOpen4:
+		out = showFields(k, fIPv4, fProto, fPort)
+	case setOpen6:
+		out = showFields(k, fIPv6, fProto, fPort)
 	case setIntra:
 		out = showFields(k, fIfname, fIfname)
 	case setGuardMAC:

@@ -28,8 +28,8 @@ var (
 	ruleIsolated     = rule{"bridge", "forward", "iifname @isolated oifname @isolated drop"}
 	ruleHostPorts4   = rule{"inet", "prerouting", "fib daddr type local meta nfproto ipv4 dnat ip to ip daddr . meta l4proto . th dport map @hostports4"}
 	rulePorts4       = rule{"inet", "prerouting", "fib daddr type local meta nfproto ipv4 dnat ip to meta l4proto . th dport map @ports4"}
-	ruleHostPorts6   = rule{"inet", "prerouting", "fib daddr type local meta nfproto ipv6 dnat ip6 to ip6 daddr . meta l4proto . th dport map @hostports6"}
-	rulePorts6       = rule{"inet", "prerouting", "fib daddr type local meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @ports6"}
+	ruleHostPorts6   = rule{"inet", "prerouting", "fib daddr type local meta nfproto ipv6 ip6 daddr != ::1 dnat ip6 to ip6 daddr . meta l4proto . th dport map @hostports6"}
+	rulePorts6       = rule{"inet", "prerouting", "fib daddr type local meta nfproto ipv6 ip6 daddr != ::1 dnat ip6 to meta l4proto . th dport map @ports6"}
 	ruleHairpinMasq  = rule{"inet", "postrouting", "ct status dnat iifname @bridges oifname @bridges masquerade"}
 )
 

@@ -111,7 +111,7 @@ func (c *Controller) FirewallModel(table string) firewall.Model {
 			if !ok {
 				continue
 			}
-			m.Bindings = append(m.Bindings, firewallBindings(rec)...)
+			m.Bindings = append(m.Bindings, firewallBindings(ep.nw, rec)...)
 			if g, ok := guardOf(ep.nw, rec); ok {
 				m.Guards = append(m.Guards, g)
 			}
