@@ -71,6 +71,8 @@ bench-compare: build image
 	BERTHD=$(CURDIR)/bin/berthd $(GO) test -run '^$$' -bench 'Overlay' -benchtime $(OVERLAY_BENCHTIME) -timeout 30m ./bench/
 	@echo "== third-party plugins (a remote network plugin and a CNI conflist through berthd, beside berth's bridge and libcni run directly)"
 	BERTHD=$(CURDIR)/bin/berthd $(GO) test -run '^$$' -bench 'PluginAttachDetach' -benchtime $(PLUGINS_BENCHTIME) -timeout 30m ./bench/
+	@echo "== IPv6 published ports (through [::1], berthd's forwarder, and the host's IPv6 address, the kernel's path, against the container's address)"
+	BERTHD=$(CURDIR)/bin/berthd $(GO) test -run '^$$' -bench 'PublishedPortThroughputIPv6' -benchtime 5x -timeout 30m ./bench/
 
 # build/busybox.tar: a busybox root filesystem to import as an image
 # (`berth image import build/busybox.tar busybox`). Needs Debian's static
