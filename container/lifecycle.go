@@ -33,6 +33,18 @@ func (m *Manager) Start(ctx context.Context, term string) error {
 	if err != nil {
 		return err
 	}
+	err = m.startLocked(ctx, e)
+	// As dockerd, a container to be removed when it stops is removed when
+	// it cannot start (docker run --rm leaves nothing behind).
+	if err != nil && e.rec.Host.AutoRemove && !errdefs.IsNotModified(err) && !errdefs.IsConflict(err) {
+		if rerr := m.Remove(context.Background(), e.rec.ID, true, true); rerr != nil && !errdefs.IsNotFound(rerr) {
+			m.log.Warn("auto-remove after a failed start", "id", e.rec.ID, "err", rerr)
+		}
+	}
+	return err
+}
+
+func (m *Manager) startLocked(ctx context.Context, e *entry) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch e.rec.State.Status {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/miekg/dns"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	ctypes "github.com/moby/moby/api/types/container"
@@ -309,6 +310,20 @@ func TestStaticAddressIsKeptForAStoppedContainer(t *testing.T) {
 	}
 	if _, err := d.Client.ContainerStart(ctxT(t), "thief", client.ContainerStartOptions{}); err == nil || !strings.Contains(err.Error(), "Address already in use") {
 		t.Errorf("start of another container asking for cs's address: %v", err)
+	}
+	// With --rm, a container that cannot start is removed, as dockerd
+	// does: docker run --rm leaves nothing behind.
+	res, err := d.Client.ContainerCreate(ctxT(t), client.ContainerCreateOptions{Name: "gone", Config: &ctypes.Config{Image: "busybox", Cmd: []string{"true"}},
+		HostConfig: &ctypes.HostConfig{NetworkMode: "exp", AutoRemove: true}, NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			"exp": {IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: netip.MustParseAddr("172.29.20.2")}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Client.ContainerStart(ctxT(t), res.ID, client.ContainerStartOptions{}); err == nil {
+		t.Errorf("start of an --rm container asking for cs's address succeeded")
+	}
+	if _, err := d.Client.ContainerInspect(ctxT(t), res.ID, client.ContainerInspectOptions{}); !cerrdefs.IsNotFound(err) {
+		t.Errorf("an --rm container that could not start is still there: %v", err)
 	}
 	// It survives a daemon restart, and cs gets it back.
 	d.Kill()
