@@ -26,8 +26,10 @@ func publish(bindings ...string) network.PortMap {
 	for _, b := range bindings {
 		// container/proto=hostip:hostport, an IPv6 hostip in brackets
 		cport, host, _ := strings.Cut(b, "=")
-		i := strings.LastIndex(host, ":")
-		ip, port := strings.Trim(host[:i], "[]"), host[i+1:]
+		ip, port := "", host
+		if i := strings.LastIndex(host, ":"); i >= 0 {
+			ip, port = strings.Trim(host[:i], "[]"), host[i+1:]
+		}
 		var hostIP netip.Addr
 		if ip != "" {
 			hostIP = netip.MustParseAddr(ip)
