@@ -155,7 +155,7 @@ func New(cfg Config) (_ *Daemon, err error) {
 		}
 	}()
 	dbPath := filepath.Join(cfg.Root, "berth.db")
-	st, err := store.OpenBolt(dbPath, storeLockTimeout)
+	st, err := store.OpenSplit(dbPath, filepath.Join(cfg.ExecRoot, "runtime.db"), storeLockTimeout, network.RuntimeBuckets...)
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return nil, fmt.Errorf("another berthd is using the root %s (%s is locked)", cfg.Root, dbPath)

@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	ctypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
 	"github.com/berth-net/berth/internal/nettest"
@@ -418,5 +420,66 @@ func TestStockDockerCLIRunsWithRestartPolicies(t *testing.T) {
 	})
 	if _, stderr, code := docker(t, d, "create", "--restart", "sometimes", "busybox", "true"); code == 0 || !strings.Contains(stderr, "unknown policy 'sometimes'") {
 		t.Errorf("docker create --restart sometimes: exit %d: %s", code, stderr)
+	}
+}
+
+// After a reboot the networks, and the addresses kept for stopped
+// containers, are still there; nothing of the sandboxes and endpoints of
+// the boot before is (their records lived in the exec-root); containers
+// with a restart policy come back on their networks with their addresses.
+func TestAfterARebootNetworksStayAndContainersComeBack(t *testing.T) {
+	t.Parallel()
+	_, d := containerHost(t)
+	create(t, d, "app", client.NetworkCreateOptions{IPAM: &network.IPAM{Config: []network.IPAMConfig{{Subnet: netip.MustParsePrefix("172.29.30.0/24")}}}})
+	web := runContainer(t, d, spec{name: "web", network: "app", ip: "172.29.30.10", cmd: []string{"sleep", "100000"}, hostConfig: restartPolicy("always", 0)})
+	kept := runContainer(t, d, spec{name: "kept", network: "app", ip: "172.29.30.20", cmd: []string{"sleep", "100000"}})
+	zero := 0
+	if _, err := d.Client.ContainerStop(ctxT(t), kept, client.ContainerStopOptions{Timeout: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	attach(t, d, "ext", "app")
+
+	d.Reboot()
+	if _, err := os.Stat(filepath.Join(d.ExecRoot, "runtime.db")); !os.IsNotExist(err) {
+		t.Fatalf("the exec-root survived the reboot: %v", err)
+	}
+	d.Start()
+	waitFor(t, 20*time.Second, func() error {
+		c := inspectContainer(t, d, web)
+		if !c.State.Running || c.NetworkSettings.Networks["app"] == nil || c.NetworkSettings.Networks["app"].IPAddress.String() != "172.29.30.10" {
+			return fmt.Errorf("web after the reboot: running %v, networks %v", c.State.Running, c.NetworkSettings.Networks)
+		}
+		return nil
+	})
+	var on []string
+	for _, c := range inspect(t, d, "app").Containers {
+		on = append(on, c.Name)
+	}
+	if !slices.Equal(on, []string{"web"}) {
+		t.Errorf("on app after the reboot: %v, want web alone", on)
+	}
+	sbs, err := d.API.Sandboxes(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sb := range sbs {
+		if sb.Name == "ext" {
+			t.Errorf("a sandbox of the boot before is still known: %+v", sb)
+		}
+	}
+	// kept's address is still kept for it, and it gets it back.
+	peer := runContainer(t, d, spec{name: "peer", network: "app", cmd: []string{"sleep", "100000"}})
+	if ip := inspectContainer(t, d, peer).NetworkSettings.Networks["app"].IPAddress.String(); ip != "172.29.30.2" {
+		t.Errorf("a new container got %s, want 172.29.30.2", ip)
+	}
+	if _, err := d.Client.ContainerStart(ctxT(t), kept, client.ContainerStartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if ip := inspectContainer(t, d, kept).NetworkSettings.Networks["app"].IPAddress.String(); ip != "172.29.30.20" {
+		t.Errorf("kept restarted with %s, want its 172.29.30.20", ip)
+	}
+	echoServer(t, netnsOf(t, d, web), ":7000")
+	if err := roundTrip(netnsOf(t, d, peer), "172.29.30.10:7000"); err != nil {
+		t.Errorf("peer → web after the reboot: %v", err)
 	}
 }

@@ -14,6 +14,13 @@ const (
 	bucketSandboxes = "sandboxes"
 )
 
+// RuntimeBuckets are the buckets whose records live as long as the boot:
+// sandboxes and their endpoints, which no namespace holds after a reboot.
+// The daemon keeps them apart from the durable state (store.OpenSplit).
+// Static addresses kept for stopped containers (reservations) are
+// durable.
+var RuntimeBuckets = []string{bucketEndpoints, bucketSandboxes}
+
 // Network is a network as stored and as reported.
 type Network struct {
 	ID         string

@@ -19,7 +19,13 @@ func stores(t *testing.T) map[string]Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	return map[string]Store{"bolt": b, "memory": NewMemory()}
+	dir := t.TempDir()
+	sp, err := OpenSplit(filepath.Join(dir, "berth.db"), filepath.Join(dir, "run.db"), time.Second, "networks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sp.Close() })
+	return map[string]Store{"bolt": b, "memory": NewMemory(), "split": sp}
 }
 
 func TestCommittedWritesAreVisibleAndFailedOnesAreNot(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/moby/moby/client"
 
 	"github.com/berth-net/berth/api"
@@ -304,5 +305,49 @@ func (d *Daemon) killContainers() {
 	for _, id := range strings.Fields(string(out)) {
 		exec.Command("runc", "--root", root, "kill", "--all", id, "KILL").Run()
 		exec.Command("runc", "--root", root, "delete", "--force", id).Run()
+	}
+}
+
+// Reboot does to the daemon and its host what a reboot would: berthd and
+// its containers end, every mount under the exec-root goes and the
+// exec-root is emptied (it is a tmpfs), and the kernel forgets the
+// devices and nftables tables berth made. The root stays. Start brings
+// berthd up again, as the boot would.
+func (d *Daemon) Reboot() {
+	d.t.Helper()
+	d.Kill()
+	d.killContainers()
+	unmountUnder(d.ExecRoot)
+	if err := os.RemoveAll(d.ExecRoot); err != nil {
+		d.t.Fatal(err)
+	}
+	h := d.Host
+	links, err := h.Netlink.LinkList()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	for _, l := range links {
+		name := l.Attrs().Name
+		if name == "berth0" || strings.HasPrefix(name, "br-") || strings.HasPrefix(name, "veth") || l.Type() == "vxlan" {
+			if err := h.Netlink.LinkDel(l); err != nil && !errors.Is(err, syscall.ENODEV) {
+				d.t.Fatalf("delete %s: %v", name, err)
+			}
+		}
+	}
+	conn, err := nftables.New(nftables.WithNetNSFd(h.Fd()))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	tables, err := conn.ListTables()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	for _, t := range tables {
+		if strings.HasPrefix(t.Name, "berth") {
+			conn.DelTable(t)
+		}
+	}
+	if err := conn.Flush(); err != nil {
+		d.t.Fatalf("delete berth's tables: %v", err)
 	}
 }
