@@ -3,10 +3,12 @@ package daemon_test
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/miekg/dns"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/vishvananda/netlink"
@@ -200,5 +202,37 @@ func TestGatewayModesAreChecked(t *testing.T) {
 		if a.IP.IsGlobalUnicast() {
 			t.Errorf("the bridge of an isolated family has %s", a.IPNet)
 		}
+	}
+}
+
+// Dual-stack twin of the names test: from a sandbox on a dual-stack
+// network, a peer's name answers A and AAAA from 127.0.0.11, its IPv6
+// address answers PTR in ip6.arpa, and the name reaches it over IPv6.
+func TestNamesOnADualStackNetwork(t *testing.T) {
+	t.Parallel()
+	_, d := containerHost(t)
+	create(t, d, "dual", dualStack("10.67.0.0/24", "fd00:67::/64", nil))
+	a := netnsOf(t, d, runContainer(t, d, sleeper("client", "dual", nil)))
+	web := runContainer(t, d, sleeper("web", "dual", nil))
+	epB := inspectContainer(t, d, web).NetworkSettings.Networks["dual"]
+	if !epB.GlobalIPv6Address.IsValid() {
+		t.Fatalf("web has no IPv6 address: %+v", epB)
+	}
+	if got := answers(dnsAsk(t, a, "web", dns.TypeAAAA)); !slices.Equal(got, []string{epB.GlobalIPv6Address.String()}) {
+		t.Errorf("AAAA of web: %v, want %s", got, epB.GlobalIPv6Address)
+	}
+	if got := answers(dnsAsk(t, a, "web", dns.TypeA)); !slices.Equal(got, []string{epB.IPAddress.String()}) {
+		t.Errorf("A of web: %v, want %s", got, epB.IPAddress)
+	}
+	ptr, err := dns.ReverseAddr(epB.GlobalIPv6Address.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := answers(dnsAsk(t, a, ptr, dns.TypePTR)); !slices.Equal(got, []string{"web.dual."}) {
+		t.Errorf("PTR %s: %v, want web.dual.", ptr, got)
+	}
+	echoServer(t, netnsOf(t, d, web), "[::]:7000")
+	if err := roundTrip(a, netip.AddrPortFrom(epB.GlobalIPv6Address, 7000).String()); err != nil {
+		t.Errorf("a → web over IPv6: %v", err)
 	}
 }
