@@ -114,38 +114,9 @@ func BenchmarkPublishedPortThroughput(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sink := nettest.OpenNamespace(b, in.Container.NetworkSettings.SandboxKey)
-	l, err := sink.Listen("tcp", ":5201")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(io.Discard, c); c.Close() }()
-		}
-	}()
+	discardServer(b, nettest.OpenNamespace(b, in.Container.NetworkSettings.SandboxKey), ":5201")
 	ip := in.Container.NetworkSettings.Networks["app"].IPAddress.String()
-	const size = 2 << 30 // 2 GiB a measurement
-	rate := func(addr string) float64 {
-		var conn net.Conn
-		if err := d.Host.Do(func() (err error) { conn, err = net.Dial("tcp", addr); return err }); err != nil {
-			b.Fatal(err)
-		}
-		defer conn.Close()
-		buf := make([]byte, 256<<10)
-		start := time.Now()
-		for sent := 0; sent < size; sent += len(buf) {
-			if _, err := conn.Write(buf); err != nil {
-				b.Fatal(err)
-			}
-		}
-		return float64(size) * 8 / time.Since(start).Seconds() / 1e9
-	}
+	rate := func(addr string) float64 { return throughput(b, d.Host.Namespace, addr, 2<<30) }
 	var direct, published float64
 	for i := 0; i < b.N; i++ {
 		direct += rate(ip + ":5201")
@@ -176,20 +147,7 @@ func BenchmarkPublishedPortThroughputIPv6(b *testing.B) {
 		b.Fatal(err)
 	}
 	sink := h.NewNamespace("sink")
-	l, err := sink.Listen("tcp", ":5201")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(io.Discard, c); c.Close() }()
-		}
-	}()
+	discardServer(b, sink, ":5201")
 	if _, err := d.API.CreateSandbox(ctx, api.SandboxCreateRequest{Name: "sink", Key: sink.Path}); err != nil {
 		b.Fatal(err)
 	}
@@ -197,22 +155,7 @@ func BenchmarkPublishedPortThroughputIPv6(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	const size = 1 << 30 // 1 GiB a measurement
-	rate := func(addr string) float64 {
-		var conn net.Conn
-		if err := h.Do(func() (err error) { conn, err = net.Dial("tcp", addr); return err }); err != nil {
-			b.Fatal(err)
-		}
-		defer conn.Close()
-		buf := make([]byte, 256<<10)
-		start := time.Now()
-		for sent := 0; sent < size; sent += len(buf) {
-			if _, err := conn.Write(buf); err != nil {
-				b.Fatal(err)
-			}
-		}
-		return float64(size) * 8 / time.Since(start).Seconds() / 1e9
-	}
+	rate := func(addr string) float64 { return throughput(b, h.Namespace, addr, 1<<30) }
 	direct := netip.AddrPortFrom(ep.GlobalIPv6Address, 5201).String()
 	hostAddr := netip.AddrPortFrom(remote.HostAddr6, 5201).String()
 	var toDirect, toLoopback, toHost float64
@@ -227,4 +170,41 @@ func BenchmarkPublishedPortThroughputIPv6(b *testing.B) {
 	b.ReportMetric(toHost/n, "hostaddr6-Gbit/s")
 	b.ReportMetric(toLoopback/toDirect, "loopback6-ratio")
 	b.ReportMetric(toHost/toDirect, "hostaddr6-ratio")
+}
+
+// discardServer reads and drops whatever connections to addr, in ns,
+// bring, until the benchmark ends.
+func discardServer(b *testing.B, ns *nettest.Namespace, addr string) {
+	l, err := ns.Listen("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+}
+
+// throughput sends size bytes on one TCP connection from ns to addr and
+// returns the rate in Gbit/s.
+func throughput(b *testing.B, ns *nettest.Namespace, addr string, size int) float64 {
+	var conn net.Conn
+	if err := ns.Do(func() (err error) { conn, err = net.Dial("tcp", addr); return err }); err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	buf := make([]byte, 256<<10)
+	start := time.Now()
+	for sent := 0; sent < size; sent += len(buf) {
+		if _, err := conn.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return float64(size) * 8 / time.Since(start).Seconds() / 1e9
 }

@@ -30,23 +30,7 @@ func (h *Host) AddRemote() *Remote {
 	if err := h.Netlink.LinkAdd(veth); err != nil {
 		h.t.Fatalf("link to the remote: %v", err)
 	}
-	for _, side := range []struct {
-		h    *netlink.Handle
-		name string
-		addr netip.Addr
-	}{{h.Netlink, "uplink", r.HostAddr}, {r.Netlink, "eth0", r.Addr}} {
-		l, err := side.h.LinkByName(side.name)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		a := &netlink.Addr{IPNet: &net.IPNet{IP: side.addr.AsSlice(), Mask: net.CIDRMask(24, 32)}}
-		if err := side.h.AddrAdd(l, a); err != nil {
-			h.t.Fatalf("address %s: %v", side.addr, err)
-		}
-		if err := side.h.LinkSetUp(l); err != nil {
-			h.t.Fatal(err)
-		}
-	}
+	r.addresses(r.HostAddr, r.Addr, 24, 0)
 	return r
 }
 
@@ -57,18 +41,29 @@ func (r *Remote) AddIPv6() {
 	h := r.host
 	h.t.Helper()
 	r.HostAddr6, r.Addr6 = netip.MustParseAddr("2001:db8:1::1"), netip.MustParseAddr("2001:db8:1::2")
+	r.addresses(r.HostAddr6, r.Addr6, 64, unix.IFA_F_NODAD)
+}
+
+// addresses puts host on the host's end of the link and remote on the
+// remote's, each with a prefix of bits, and brings both ends up.
+func (r *Remote) addresses(host, remote netip.Addr, bits, flags int) {
+	h := r.host
+	h.t.Helper()
 	for _, side := range []struct {
 		h    *netlink.Handle
 		name string
 		addr netip.Addr
-	}{{h.Netlink, "uplink", r.HostAddr6}, {r.Netlink, "eth0", r.Addr6}} {
+	}{{h.Netlink, "uplink", host}, {r.Netlink, "eth0", remote}} {
 		l, err := side.h.LinkByName(side.name)
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		a := &netlink.Addr{IPNet: &net.IPNet{IP: side.addr.AsSlice(), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}
+		a := &netlink.Addr{IPNet: &net.IPNet{IP: side.addr.AsSlice(), Mask: net.CIDRMask(bits, side.addr.BitLen())}, Flags: flags}
 		if err := side.h.AddrAdd(l, a); err != nil {
 			h.t.Fatalf("address %s: %v", side.addr, err)
+		}
+		if err := side.h.LinkSetUp(l); err != nil {
+			h.t.Fatal(err)
 		}
 	}
 }
