@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -18,6 +19,8 @@ import (
 	pnet "github.com/docker/go-plugins-helpers/network"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/vishvananda/netlink"
 
 	"github.com/berth-net/berth/api"
@@ -112,6 +115,7 @@ func connectRounds(b *testing.B, h *nettest.Host, d *nettest.Daemon, req api.San
 		hooks.runAfter(round())
 	}
 	var lat Latencies
+	before := berthdTimes(b, d)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -124,7 +128,53 @@ func connectRounds(b *testing.B, h *nettest.Host, d *nettest.Daemon, req api.San
 		b.StartTimer()
 	}
 	b.StopTimer()
+	after := berthdTimes(b, d)
+	n := float64(b.N)
+	b.ReportMetric((after.requests-before.requests)/n*1000, "berthd-mean-ms")
+	b.ReportMetric((after.driver-before.driver)/n*1000, "driver-mean-ms")
+	b.ReportMetric(((after.requests-after.driver)-(before.requests-before.driver))/n*1000, "berthd-own-mean-ms")
 	return lat
+}
+
+// berthdSums are totals, in seconds, from berthd's metrics: the time it
+// spent answering connects and disconnects of sandboxes, and the time of
+// the drivers' join and leave calls within them (for a plugin, the
+// plugin's: its HTTP round trips, or libcni running the chain).
+type berthdSums struct{ requests, driver float64 }
+
+// berthdTimes reads berthdSums from d's /metrics.
+func berthdTimes(b *testing.B, d *nettest.Daemon) berthdSums {
+	b.Helper()
+	text, err := d.API.Call(context.Background(), "GET", "/metrics", nil, nil, nil)
+	if err != nil {
+		b.Fatalf("GET /metrics: %v", err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(bytes.NewReader(text))
+	if err != nil {
+		b.Fatalf("parse /metrics: %v", err)
+	}
+	sum := func(name string, keep func(labels map[string]string) bool) float64 {
+		var total float64
+		if mf := mfs[name]; mf != nil {
+			for _, m := range mf.Metric {
+				labels := map[string]string{}
+				for _, l := range m.Label {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if keep(labels) {
+					total += m.GetHistogram().GetSampleSum()
+				}
+			}
+		}
+		return total
+	}
+	return berthdSums{
+		requests: sum("berth_api_request_duration_seconds", func(l map[string]string) bool {
+			return l["route"] == "/sandboxes/{id}/connect" || l["route"] == "/sandboxes/{id}/disconnect"
+		}),
+		driver: sum("berth_driver_call_duration_seconds", func(map[string]string) bool { return true }),
+	}
 }
 
 // roundHooks run before and after each round of connectRounds, warm-up

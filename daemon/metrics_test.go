@@ -117,6 +117,7 @@ func TestMetricsDescribeTheNetworksAndWhatTheDaemonDid(t *testing.T) {
 		{"berth_ipam_pool_addresses_used", []string{"network", "shop"}, 3, 3}, // the gateway and two containers
 		{"berth_network_operation_duration_seconds", []string{"operation", "attach", "driver", "bridge"}, 2, 2},
 		{"berth_network_operation_duration_seconds", []string{"operation", "create", "driver", "bridge"}, 1, 1},
+		{"berth_driver_call_duration_seconds", []string{"call", "join", "driver", "bridge"}, 2, 2},
 		{"berth_api_request_duration_seconds", []string{"route", "/networks/create", "method", "POST", "code", "201"}, 1, 1},
 		{"berth_dns_queries_total", nil, 3, 3},
 		{"berth_dns_local_answers_total", nil, 3, 3},

@@ -27,6 +27,7 @@ type Metrics struct {
 	requests   *prometheus.HistogramVec
 	operations *prometheus.HistogramVec
 	failures   *prometheus.CounterVec
+	driver     *prometheus.HistogramVec
 	nftables   *prometheus.HistogramVec
 	nftFailed  *prometheus.CounterVec
 	store      *prometheus.HistogramVec
@@ -48,6 +49,11 @@ func New() *Metrics {
 			Help:    "Time the network controller took for create, remove, attach and detach, by driver.",
 			Buckets: opBuckets,
 		}, []string{"operation", "driver"}),
+		driver: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "berth_driver_call_duration_seconds",
+			Help:    "Time of the driver's join and leave within attaches and detaches, by driver: for a plugin, the plugin's own time; the rest of berth_network_operation_duration_seconds is berth's.",
+			Buckets: opBuckets,
+		}, []string{"call", "driver"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "berth_network_operation_failures_total",
 			Help: "Network operations that failed and were rolled back, by operation and driver.",
@@ -72,7 +78,7 @@ func New() *Metrics {
 			Buckets: opBuckets,
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.operations, m.failures, m.nftables, m.nftFailed, m.store, m.dnsForward,
+	m.reg.MustRegister(m.requests, m.operations, m.driver, m.failures, m.nftables, m.nftFailed, m.store, m.dnsForward,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -92,8 +98,16 @@ func (m *Metrics) Request(route, method string, code int, took time.Duration) {
 	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Observe(took.Seconds())
 }
 
-// Operation records a network operation of the controller.
+// Operation records a network operation of the controller, or a driver's
+// call within one ("join", "leave"; failed ones are counted by the
+// operation they fail).
 func (m *Metrics) Operation(op, driver string, took time.Duration, failed bool) {
+	if op == "join" || op == "leave" {
+		if !failed {
+			m.driver.WithLabelValues(op, driver).Observe(took.Seconds())
+		}
+		return
+	}
 	if failed {
 		m.failures.WithLabelValues(op, driver).Inc()
 		return

@@ -457,7 +457,9 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (_ *e
 		return nil, fmt.Errorf("record endpoint: %w", err)
 	}
 	sb.rec = next
+	driverStart := time.Now()
 	info, err := nw.drv.Join(nw.dn, driverEndpoint(&ep.rec), sb.ns)
+	c.observe("join", nw.rec.Driver, driverStart, err)
 	if err != nil {
 		c.ports.releaseBindings(ep.rec.Ports)
 		c.forget(ep)
@@ -586,7 +588,10 @@ func (c *Controller) leave(sb *sbState, ep *epState, nsGoing, keepStatic bool, p
 	if err := c.applyFirewall(fwCh); err != nil {
 		return fmt.Errorf("unpublish ports of %s: %w", sb.rec.Name, err)
 	}
-	if err := ep.nw.drv.Leave(ep.nw.dn, driverEndpoint(&ep.rec), sb.ns); err != nil {
+	driverStart := time.Now()
+	err = ep.nw.drv.Leave(ep.nw.dn, driverEndpoint(&ep.rec), sb.ns)
+	c.observe("leave", ep.nw.rec.Driver, driverStart, err)
+	if err != nil {
 		c.applyFirewall(reverse(fwCh))
 		return fmt.Errorf("detach %s from %s: %w", sb.rec.Name, ep.nw.rec.Name, err)
 	}

@@ -7,7 +7,9 @@ import (
 
 // Observe is told how long each of the controller's operations took
 // ("create", "remove", "attach", "detach") and whether it failed, with the
-// driver of the network it was on.
+// driver of the network it was on; and, as "join" and "leave", how long
+// the driver's own call took within an attach or a detach (for a plugin,
+// the plugin's time), so that berth's share can be told from it.
 type Observe func(op, driver string, took time.Duration, failed bool)
 
 // observe reports an operation that began at start.
