@@ -625,9 +625,13 @@ func (c *Controller) leave(sb *sbState, ep *epState, nsGoing, keepStatic bool, p
 	if len(ep.rec.Ports) > 0 {
 		c.ports.releaseBindings(ep.rec.Ports)
 		// A flow (UDP above all) must not stick to the address once its
-		// container is gone.
+		// container is gone: berth's translation's flows are forgotten.
+		// Where a plugin translates (portmap, a remote driver's
+		// ProgramExternalConnectivity), the plugin forgets its own, and
+		// the search through the kernel's whole connection table (2.5 ms
+		// a leave) is spared.
 		for _, a := range []netip.Prefix{ep.rec.IPv4, ep.rec.IPv6} {
-			if a.IsValid() {
+			if a.IsValid() && ep.nw.info.Firewall != nil {
 				if err := c.kernel.ForgetConnections(a.Addr()); err != nil {
 					c.log.Warn("forget tracked connections", "endpoint", ep.rec.ID, "err", err)
 				}
