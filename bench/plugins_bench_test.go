@@ -45,7 +45,11 @@ const measured = "measured"
 
 // BenchmarkPluginAttachDetach: connect + disconnect of a namespace on
 // each path, one test host per path; p50-ms (p90, p99) are berth's
-// rounds.
+// rounds. On every path, from berthd's own metrics read before and after
+// the measured rounds: berthd-mean-ms is the time berthd took to answer
+// a round's connect and disconnect, driver-mean-ms the time of the
+// driver's join and leave within them (for a plugin, its HTTP calls or
+// libcni running the chain) and berthd-own-mean-ms the difference.
 //
 //   - path=bridge: berth's bridge driver, for scale.
 //   - path=remote: a network of timedPlugin, served on a socket in
