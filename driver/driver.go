@@ -52,6 +52,11 @@ type Capabilities struct {
 	// and MAC the caller asked for, if any, in the Endpoint, and records
 	// those JoinInfo returns.
 	OwnAddresses bool
+	// DriverMAC: endpoints get a MAC from the controller only when the
+	// caller asked for one; otherwise the driver may choose it (a remote
+	// plugin's CreateEndpoint answer, as Docker takes it), and JoinInfo
+	// carries the MAC the interface has, which the controller records.
+	DriverMAC bool
 }
 
 // Predefined is a network that exists whenever the driver does.

@@ -383,3 +383,43 @@ func TestDriverWithOwnAddressesAndPorts(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// macChooser is a fake of a driver that chooses its endpoints' MACs when
+// not given one (a remote plugin answering CreateEndpoint with a MAC).
+type macChooser struct {
+	*fakeDriver
+	given []net.HardwareAddr
+}
+
+func (d *macChooser) Join(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) (driver.JoinInfo, error) {
+	info, err := d.fakeDriver.Join(nw, ep, ns)
+	d.given = append(d.given, ep.MAC)
+	info.MAC = ep.MAC
+	if info.MAC == nil {
+		info.MAC, _ = net.ParseMAC("0a:00:00:00:00:01")
+	}
+	return info, err
+}
+
+// A driver with DriverMAC is given a MAC only when the caller asked for
+// one, and the MAC it chose is the endpoint's, across a restart.
+func TestADriverChoosesTheMACWhenNoneWasAskedFor(t *testing.T) {
+	d := &macChooser{fakeDriver: newFakeDriver("chooser", driver.Capabilities{Scope: driver.ScopeLocal, Addresses: true, Sharing: driver.Shares, DriverMAC: true})}
+	tb := newTestbed(t, d)
+	tb.network("plug", CreateOptions{Driver: "chooser"})
+	tb.sandbox("a")
+	tb.sandbox("b")
+	a := tb.connect("a", "plug", EndpointOptions{})
+	b := tb.connect("b", "plug", EndpointOptions{MAC: "02:00:00:00:00:0b"})
+	if len(d.given) != 2 || d.given[0] != nil || d.given[1].String() != "02:00:00:00:00:0b" {
+		t.Errorf("the driver was given MACs %v, want none and then the one asked for", d.given)
+	}
+	if a.MAC != "0a:00:00:00:00:01" || b.MAC != "02:00:00:00:00:0b" {
+		t.Errorf("endpoints' MACs %s and %s, want the driver's and the one asked for", a.MAC, b.MAC)
+	}
+	tb.restart()
+	sb, err := tb.c.InspectSandbox("a")
+	if err != nil || len(sb.Endpoints) != 1 || sb.Endpoints[0].MAC != "0a:00:00:00:00:01" {
+		t.Fatalf("after a restart: %+v, %v", sb, err)
+	}
+}

@@ -360,8 +360,8 @@ func (c *Controller) rewire(sb *sbState, ep *epState) error {
 	if err != nil {
 		return err
 	}
-	if ep.nw.caps.OwnAddresses {
-		if err := c.recordOwnAddresses(ep, info); err != nil {
+	if ep.nw.caps.OwnAddresses || (ep.nw.caps.DriverMAC && ep.rec.MAC == "" && info.MAC != nil) {
+		if err := c.recordFromDriver(ep, info); err != nil {
 			return err
 		}
 	}

@@ -402,6 +402,8 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (_ *e
 	switch {
 	case opts.MAC != "":
 		ep.rec.MAC = opts.MAC
+	case nw.caps.DriverMAC:
+		// The driver's choice, recorded once it has joined.
 	case ep.rec.IPv4.IsValid():
 		ep.rec.MAC = netdev.MACFromIPv4(ep.rec.IPv4.Addr()).String()
 	case nw.caps.Addresses:
@@ -473,8 +475,8 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (_ *e
 		c.ports.releaseBindings(ep.rec.Ports)
 		c.forget(ep)
 	}
-	if nw.caps.OwnAddresses {
-		if err := c.recordOwnAddresses(ep, info); err != nil {
+	if nw.caps.OwnAddresses || (nw.caps.DriverMAC && ep.rec.MAC == "" && info.MAC != nil) {
+		if err := c.recordFromDriver(ep, info); err != nil {
 			undo()
 			return nil, fmt.Errorf("attach %s to %s: %w", sb.rec.Name, nw.rec.Name, err)
 		}
@@ -533,13 +535,15 @@ func driverEndpoint(rec *Endpoint) *driver.Endpoint {
 	return ep
 }
 
-// recordOwnAddresses keeps the addresses and MAC a driver with
-// OwnAddresses gave an endpoint, in memory and in the store, and takes
-// them in the network so no other endpoint shows them. Called with the
-// sandbox's lock held.
-func (c *Controller) recordOwnAddresses(ep *epState, info driver.JoinInfo) error {
+// recordFromDriver keeps what the driver gave an endpoint, in memory and
+// in the store: the addresses and MAC of a driver with OwnAddresses, or
+// the MAC a driver with DriverMAC chose. Called with the sandbox's lock
+// held.
+func (c *Controller) recordFromDriver(ep *epState, info driver.JoinInfo) error {
 	rec := ep.rec
-	rec.IPv4, rec.IPv6 = info.IPv4, info.IPv6
+	if ep.nw.caps.OwnAddresses {
+		rec.IPv4, rec.IPv6 = info.IPv4, info.IPv6
+	}
 	if info.MAC != nil {
 		rec.MAC = info.MAC.String()
 	}

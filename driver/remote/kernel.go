@@ -43,39 +43,42 @@ func handleIn(ns *netdev.Namespace) (*netlink.Handle, error) {
 }
 
 // moveIn moves the host's device src into the sandbox as name, with mac
-// (when set) and alias, still down and unaddressed.
-func (k *host) moveIn(src string, ns *netdev.Namespace, name string, mac net.HardwareAddr, alias string) error {
+// (when set) and alias, still down and unaddressed; it returns the MAC
+// the device has.
+func (k *host) moveIn(src string, ns *netdev.Namespace, name string, mac net.HardwareAddr, alias string) (net.HardwareAddr, error) {
 	l, err := k.h.LinkByName(src)
 	if err != nil {
-		return fmt.Errorf("find the plugin's interface %s on the host: %w", src, err)
+		return nil, fmt.Errorf("find the plugin's interface %s on the host: %w", src, err)
 	}
 	if err := k.h.LinkSetNsFd(l, ns.Fd()); err != nil {
-		return fmt.Errorf("move %s into %s: %w", src, ns.Path(), err)
+		return nil, fmt.Errorf("move %s into %s: %w", src, ns.Path(), err)
 	}
 	h, err := handleIn(ns)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer h.Close()
 	if l, err = h.LinkByName(src); err != nil {
-		return fmt.Errorf("find %s in %s: %w", src, ns.Path(), err)
+		return nil, fmt.Errorf("find %s in %s: %w", src, ns.Path(), err)
 	}
 	if src != name {
 		if err := h.LinkSetName(l, name); err != nil {
-			return fmt.Errorf("rename %s to %s: %w", src, name, err)
+			return nil, fmt.Errorf("rename %s to %s: %w", src, name, err)
 		}
 	}
 	if mac != nil {
 		if err := h.LinkSetHardwareAddr(l, mac); err != nil {
-			return fmt.Errorf("set MAC %s on %s: %w", mac, name, err)
+			return nil, fmt.Errorf("set MAC %s on %s: %w", mac, name, err)
 		}
+	} else {
+		mac = l.Attrs().HardwareAddr
 	}
 	if alias != "" {
 		if err := h.LinkSetAlias(l, alias); err != nil {
-			return fmt.Errorf("set alias of %s: %w", name, err)
+			return nil, fmt.Errorf("set alias of %s: %w", name, err)
 		}
 	}
-	return nil
+	return mac, nil
 }
 
 // giveBack takes the sandbox's device name out of service and returns it

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -64,7 +65,7 @@ func New(name string, plugin Caller, log *slog.Logger) (*Driver, error) {
 	}
 	return &Driver{
 		name: name, plugin: plugin, host: h, log: log.With("plugin", name),
-		caps:   driver.Capabilities{Scope: c.Scope, Addresses: true, Sharing: driver.Shares},
+		caps:   driver.Capabilities{Scope: c.Scope, Addresses: true, Sharing: driver.Shares, DriverMAC: true},
 		joined: map[string]joined{},
 	}, nil
 }
@@ -165,7 +166,8 @@ func (d *Driver) DeleteNetwork(nw *driver.Network) error {
 // kernel.
 func (d *Driver) Join(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namespace) (info driver.JoinInfo, err error) {
 	ports := portOptions(ep)
-	if err := d.createEndpoint(nw, ep, ports); err != nil {
+	mac, err := d.createEndpoint(nw, ep, ports)
+	if err != nil {
 		return driver.JoinInfo{}, err
 	}
 	var done progress
@@ -189,7 +191,7 @@ func (d *Driver) Join(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namesp
 		return driver.JoinInfo{}, fmt.Errorf("join answer of plugin %s: %w", d.name, err)
 	}
 	done.src = src
-	if err := d.host.moveIn(src, ns, ep.IfName, ep.MAC, aliasOf(info)); err != nil {
+	if info.MAC, err = d.host.moveIn(src, ns, ep.IfName, mac, aliasOf(info)); err != nil {
 		return info, err
 	}
 	if info.Index, err = ns.Configure(netdev.Interface{Name: ep.IfName, Addrs: ep.Addrs()}); err != nil {
@@ -206,10 +208,13 @@ func (d *Driver) Join(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Namesp
 }
 
 // createEndpoint sends CreateEndpoint with the endpoint's addresses and
-// MAC. As Docker, a plugin that answers with an address or MAC of its own
-// after being given one fails the join; so does one that gives addresses
-// berth did not allocate, which berth could not record.
-func (d *Driver) createEndpoint(nw *driver.Network, ep *driver.Endpoint, ports map[string]any) error {
+// MAC, if it has one, and returns the MAC the interface is to have: the
+// endpoint's, else the one the plugin answered with, else none (the
+// interface keeps the plugin's). As Docker, a plugin that answers with an
+// address or MAC of its own after being given one fails the join; so does
+// one that gives addresses berth did not allocate, which berth could not
+// record.
+func (d *Driver) createEndpoint(nw *driver.Network, ep *driver.Endpoint, ports map[string]any) (net.HardwareAddr, error) {
 	ifc := &endpointInterface{}
 	if ep.IPv4.IsValid() {
 		ifc.Address = ep.IPv4.String()
@@ -223,11 +228,16 @@ func (d *Driver) createEndpoint(nw *driver.Network, ep *driver.Endpoint, ports m
 	var ans createEndpointAnswer
 	req := createEndpointRequest{NetworkID: nw.ID, EndpointID: ep.ID, Interface: ifc, Options: ports}
 	if err := d.call("CreateEndpoint", req, &ans); err != nil {
-		return err
+		return nil, err
 	}
+	mac := ep.MAC
 	var bad error
 	if got := ans.Interface; got != nil {
 		switch {
+		case got.MacAddress != "" && ifc.MacAddress == "":
+			if mac, bad = net.ParseMAC(got.MacAddress); bad != nil {
+				bad = fmt.Errorf("plugin %s answered endpoint %s with a MAC address that is none: %w", d.name, ep.ID, bad)
+			}
 		case got.MacAddress != "" && ifc.MacAddress != "" && !strings.EqualFold(got.MacAddress, ifc.MacAddress):
 			bad = fmt.Errorf("plugin %s modified the interface MAC address of endpoint %s", d.name, ep.ID)
 		case got.Address != "" && got.Address != ifc.Address, got.AddressIPv6 != "" && got.AddressIPv6 != ifc.AddressIPv6:
@@ -236,11 +246,11 @@ func (d *Driver) createEndpoint(nw *driver.Network, ep *driver.Endpoint, ports m
 	}
 	if bad != nil {
 		if err := d.call("DeleteEndpoint", endpointRequest{NetworkID: nw.ID, EndpointID: ep.ID}, nil); err != nil {
-			return errors.Join(bad, fmt.Errorf("roll back: %w", err))
+			return nil, errors.Join(bad, fmt.Errorf("roll back: %w", err))
 		}
-		return bad
+		return nil, bad
 	}
-	return nil
+	return mac, nil
 }
 
 // progress is how far a join got past creating the endpoint.
@@ -403,6 +413,8 @@ func (d *Driver) Restore(nw *driver.Network, ep *driver.Endpoint, ns *netdev.Nam
 		}
 	}
 	if ok {
+		// The interface keeps the MAC recorded at its join.
+		info.MAC = ep.MAC
 		return info, true, nil
 	}
 	if err := d.host.giveBack(ns, ep.IfName, j.src); err != nil {

@@ -270,6 +270,7 @@ func TestAJoinMovesThePluginsInterfaceIntoTheSandboxAndLeaveGivesItBack(t *testi
 			{Dst: netip.MustParsePrefix("10.9.0.0/16"), Via: netip.MustParseAddr("10.1.0.254")},
 			{Dst: netip.MustParsePrefix("10.8.0.0/16")},
 		},
+		MAC: ep.MAC,
 	}
 	if fmt.Sprint(info) != fmt.Sprint(want) {
 		t.Errorf("join info %+v, want %+v", info, want)
@@ -369,6 +370,39 @@ func TestAPluginThatChangesTheMACItWasGivenFailsTheJoin(t *testing.T) {
 	}
 	if got := strings.Join(w.wire.Methods(), " "); !strings.HasSuffix(got, "NetworkDriver.CreateEndpoint NetworkDriver.DeleteEndpoint") {
 		t.Errorf("plugin got %s", got)
+	}
+}
+
+// Given no MAC, as Docker gives none unless asked, a plugin may answer
+// with one, which the interface takes; answering none, the interface
+// keeps the plugin's. Either way the join tells the MAC the interface has.
+func TestAPluginGivenNoMACMayChooseIt(t *testing.T) {
+	for _, answer := range []string{"02:00:00:00:00:99", ""} {
+		w := newWorld(t, &vethPlugin{macAnswer: answer})
+		d := w.driver()
+		nw, ep := testNetwork(), testEndpoint()
+		ep.MAC = nil
+		if err := d.CreateNetwork(nw); err != nil {
+			t.Fatal(err)
+		}
+		c, ns := w.sandbox("c1")
+		info, err := d.Join(nw, ep, ns)
+		if err != nil {
+			t.Fatalf("join with the plugin answering MAC %q: %v", answer, err)
+		}
+		w.sameJSON("NetworkDriver.CreateEndpoint", `{"NetworkID":"`+nw.ID+`","EndpointID":"`+epID+`",
+			"Interface":{"Address":"10.1.0.2/24","AddressIPv6":"","MacAddress":""},"Options":{}}`)
+		eth0, err := c.Netlink.LinkByName("eth0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := eth0.Attrs().HardwareAddr
+		if answer != "" && got.String() != answer {
+			t.Errorf("the interface has MAC %s, want the plugin's answer %s", got, answer)
+		}
+		if len(got) != 6 || info.MAC.String() != got.String() {
+			t.Errorf("join told MAC %s; the interface has %s", info.MAC, got)
+		}
 	}
 }
 
