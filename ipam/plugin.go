@@ -52,3 +52,15 @@ const (
 	RequestAddressType = "RequestAddressType"
 	GatewayAddressType = "com.docker.network.gateway"
 )
+
+// MACAddressOption is the option key of RequestAddress carrying the
+// endpoint's MAC, for a plugin that requires it (MACRequirer).
+const MACAddressOption = "com.docker.network.endpoint.macaddress"
+
+// MACRequirer is a Plugin that may want each endpoint's MAC with its
+// address request (Docker's RequiresMACAddress capability): an address
+// server that leases by MAC. The endpoint then has its MAC before its
+// addresses, chosen at random unless the caller gave one, as Docker does.
+type MACRequirer interface {
+	RequiresMACAddress() bool
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/berth-net/berth/ipam"
+	"github.com/berth-net/berth/netdev"
 	"github.com/berth-net/berth/store"
 )
 
@@ -50,6 +51,18 @@ func (nw *netState) unregister(ep *epState, keep []netip.Addr) {
 // allocate gives ep one address of each family the network has. Called with
 // nw.mu held.
 func (nw *netState) allocate(ep *epState, opts EndpointOptions) error {
+	// An IPAM plugin that leases by MAC gets the endpoint's with each
+	// request: the one asked for, or one chosen now.
+	var reqOpts map[string]string
+	if r, ok := nw.ipam.(ipam.MACRequirer); ok && r.RequiresMACAddress() {
+		if ep.rec.MAC == "" {
+			ep.rec.MAC = opts.MAC
+		}
+		if ep.rec.MAC == "" {
+			ep.rec.MAC = netdev.RandomMAC().String()
+		}
+		reqOpts = map[string]string{ipam.MACAddressOption: ep.rec.MAC}
+	}
 	for _, v6 := range []bool{false, true} {
 		want := opts.IPv4
 		if v6 {
@@ -81,7 +94,7 @@ func (nw *netState) allocate(ep *epState, opts EndpointOptions) error {
 			ep.claimed = append(ep.claimed, want)
 			addr, err = prefixIn(pools, want)
 		} else {
-			addr, err = allocateFrom(pools, want)
+			addr, err = allocateFrom(pools, want, reqOpts)
 		}
 		if err != nil {
 			nw.release(ep)
@@ -116,12 +129,17 @@ func prefixIn(pools []*pool, want netip.Addr) (netip.Prefix, error) {
 }
 
 // allocateFrom takes want (when valid) from the pool whose subnet holds it,
-// or the lowest free address of the first pool that has one.
-func allocateFrom(pools []*pool, want netip.Addr) (netip.Prefix, error) {
+// or the lowest free address of the first pool that has one; a plugin's
+// pool is asked with opts.
+func allocateFrom(pools []*pool, want netip.Addr, opts map[string]string) (netip.Prefix, error) {
 	if want.IsValid() {
 		for _, p := range pools {
 			if p.cfg.Subnet.Masked().Contains(want) {
-				if err := p.alloc.Reserve(want); err != nil {
+				reserve := p.alloc.Reserve
+				if pp, ok := p.alloc.(*pluginPool); ok {
+					reserve = func(a netip.Addr) error { return pp.reserve(a, opts) }
+				}
+				if err := reserve(want); err != nil {
 					return netip.Prefix{}, err
 				}
 				return netip.PrefixFrom(want, p.cfg.Subnet.Bits()), nil
@@ -131,7 +149,11 @@ func allocateFrom(pools []*pool, want netip.Addr) (netip.Prefix, error) {
 	}
 	var last error
 	for _, p := range pools {
-		a, err := p.alloc.Next()
+		next := p.alloc.Next
+		if pp, ok := p.alloc.(*pluginPool); ok {
+			next = func() (netip.Addr, error) { return pp.next(opts) }
+		}
+		a, err := next()
 		if err == nil {
 			return netip.PrefixFrom(a, p.cfg.Subnet.Bits()), nil
 		}

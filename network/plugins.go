@@ -103,16 +103,21 @@ type pluginPool struct {
 	id     string
 }
 
-func (p *pluginPool) Next() (netip.Addr, error) {
-	a, err := p.plugin.RequestAddress(p.id, netip.Addr{}, nil)
+func (p *pluginPool) Next() (netip.Addr, error) { return p.next(nil) }
+
+func (p *pluginPool) Reserve(a netip.Addr) error { return p.reserve(a, nil) }
+
+// next and reserve are Next and Reserve with Docker's request options.
+func (p *pluginPool) next(opts map[string]string) (netip.Addr, error) {
+	a, err := p.plugin.RequestAddress(p.id, netip.Addr{}, opts)
 	if err != nil {
 		return netip.Addr{}, p.wrap(err)
 	}
 	return a.Addr(), nil
 }
 
-func (p *pluginPool) Reserve(a netip.Addr) error {
-	got, err := p.plugin.RequestAddress(p.id, a, nil)
+func (p *pluginPool) reserve(a netip.Addr, opts map[string]string) error {
+	got, err := p.plugin.RequestAddress(p.id, a, opts)
 	if err != nil {
 		return p.wrap(err)
 	}

@@ -423,3 +423,44 @@ func TestADriverChoosesTheMACWhenNoneWasAskedFor(t *testing.T) {
 		t.Fatalf("after a restart: %+v, %v", sb, err)
 	}
 }
+
+// macIPAM is fakeIPAM requiring endpoints' MACs (Docker's
+// RequiresMACAddress), keeping the MAC each address was asked with.
+type macIPAM struct {
+	*fakeIPAM
+	macs map[netip.Addr]string
+}
+
+func (f *macIPAM) RequiresMACAddress() bool { return true }
+
+func (f *macIPAM) RequestAddress(id string, want netip.Addr, opts map[string]string) (netip.Prefix, error) {
+	a, err := f.fakeIPAM.RequestAddress(id, want, opts)
+	if err == nil {
+		f.mu.Lock()
+		f.macs[a.Addr()] = opts[ipam.MACAddressOption]
+		f.mu.Unlock()
+	}
+	return a, err
+}
+
+// An IPAM plugin that requires MACs gets each endpoint's with its
+// address: the one asked for, or one chosen for it, which the endpoint
+// then has.
+func TestAnIPAMPluginRequiringMACsGetsTheEndpointsMAC(t *testing.T) {
+	fi := &macIPAM{fakeIPAM: newFakeIPAM(), macs: map[netip.Addr]string{}}
+	tb := newPluginTestbed(t, &fakePlugins{ipams: map[string]ipam.Plugin{"fake-ipam": fi}})
+	tb.network("app", CreateOptions{IPAMDriver: "fake-ipam"})
+	tb.sandbox("a")
+	tb.sandbox("b")
+	a := tb.connect("a", "app", EndpointOptions{})
+	b := tb.connect("b", "app", EndpointOptions{MAC: "02:00:00:00:00:0b"})
+	if got := fi.macs[a.IPv4.Addr()]; got == "" || got != a.MAC {
+		t.Errorf("a's address was asked with MAC %q; a has %s", got, a.MAC)
+	}
+	if got := fi.macs[b.IPv4.Addr()]; got != "02:00:00:00:00:0b" || b.MAC != got {
+		t.Errorf("b's address was asked with MAC %q; b has %s, asked for 02:00:00:00:00:0b", got, b.MAC)
+	}
+	if gw := fi.macs[netip.MustParseAddr("10.99.0.1")]; gw != "" {
+		t.Errorf("the gateway was asked with MAC %q", gw)
+	}
+}

@@ -400,6 +400,8 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (_ *e
 		return nil, err
 	}
 	switch {
+	case ep.rec.MAC != "":
+		// Chosen with the addresses, for an IPAM plugin that wanted it.
 	case opts.MAC != "":
 		ep.rec.MAC = opts.MAC
 	case nw.caps.DriverMAC:

@@ -70,7 +70,7 @@ type addressRelease struct {
 
 // MACAddressOption is the option of RequestAddress carrying the
 // endpoint's MAC, for a plugin that RequiresMACAddress.
-const MACAddressOption = "com.docker.network.endpoint.macaddress"
+const MACAddressOption = ipam.MACAddressOption
 
 // New asks the plugin for its capabilities (a plugin may not answer that
 // call; it then has none) and its default address spaces, as Docker does
