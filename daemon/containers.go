@@ -590,7 +590,8 @@ func (d *Daemon) collectImages() {
 
 // published lists a running container's published ports as Docker shows
 // them: a binding on every address appears as 0.0.0.0 (and :: for an
-// endpoint with IPv6).
+// endpoint with IPv6), with host port 0 in a routed family, where the
+// port is open at the container's address instead.
 func (d *Daemon) published(c container.Container) []ctypes.PortSummary {
 	var out []ctypes.PortSummary
 	sb, ok := d.containers.Sandbox(c)
@@ -607,7 +608,11 @@ func (d *Daemon) published(c container.Container) []ctypes.PortSummary {
 				}
 			}
 			for _, ip := range ips {
-				out = append(out, ctypes.PortSummary{IP: ip, PrivatePort: b.Port, PublicPort: b.HostPort, Type: b.Proto})
+				public := b.HostPort
+				if ip.Is4() && ep.Routed4 || ip.Is6() && ep.Routed6 {
+					public = 0
+				}
+				out = append(out, ctypes.PortSummary{IP: ip, PrivatePort: b.Port, PublicPort: public, Type: b.Proto})
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -234,5 +235,18 @@ func TestNamesOnADualStackNetwork(t *testing.T) {
 	echoServer(t, netnsOf(t, d, web), "[::]:7000")
 	if err := roundTrip(a, netip.AddrPortFrom(epB.GlobalIPv6Address, 7000).String()); err != nil {
 		t.Errorf("a → web over IPv6: %v", err)
+	}
+}
+
+// In a routed family no host port is held: inspect and docker port show
+// the binding with host port 0 there, as Docker does.
+func TestRoutedFamilyShowsNoHostPort(t *testing.T) {
+	t.Parallel()
+	_, d := containerHost(t)
+	create(t, d, "r6", dualStack("10.68.0.0/24", "fd00:68::/64", map[string]string{"com.docker.network.bridge.gateway_mode_ipv6": "routed"}))
+	web := runContainer(t, d, sleeper("web", "r6", publish("80/tcp=:8080")))
+	ports := inspectContainer(t, d, web).NetworkSettings.Ports
+	if got := fmt.Sprint(ports[network.MustParsePort("80/tcp")]); got != "[{0.0.0.0 8080} {:: 0}]" {
+		t.Errorf("inspect shows 80/tcp as %s, want [{0.0.0.0 8080} {:: 0}]", got)
 	}
 }

@@ -36,6 +36,10 @@ type EndpointDetail struct {
 	NetworkName string
 	Gateway     netip.Addr
 	GatewayV6   netip.Addr
+	// Routed4 and Routed6: the network's family is routed (gateway mode
+	// routed): ports are opened at the endpoint's own address of that
+	// family, and no host port is held for them.
+	Routed4, Routed6 bool
 }
 
 // SandboxOptions describe a new sandbox.
@@ -236,7 +240,11 @@ func (sb *sbState) detail(c *Controller) SandboxDetail {
 }
 
 func (ep *epState) detail() EndpointDetail {
-	return EndpointDetail{Endpoint: ep.rec, NetworkName: ep.nw.rec.Name, Gateway: ep.join.Gateway4, GatewayV6: ep.join.Gateway6}
+	d := EndpointDetail{Endpoint: ep.rec, NetworkName: ep.nw.rec.Name, Gateway: ep.join.Gateway4, GatewayV6: ep.join.Gateway6}
+	if fw := ep.nw.info.Firewall; fw != nil {
+		d.Routed4, d.Routed6 = fw.Routed4, fw.Routed6
+	}
+	return d
 }
 
 // DeleteSandbox disconnects a sandbox from all its networks and forgets it;
