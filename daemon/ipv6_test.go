@@ -14,7 +14,6 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/vishvananda/netlink"
 
-	"github.com/berth-net/berth/api"
 	"github.com/berth-net/berth/internal/nettest"
 )
 
@@ -30,15 +29,8 @@ func dualStack(v4, v6 string, opts map[string]string) client.NetworkCreateOption
 // families) and connects it to net with ports published.
 func publishing(t *testing.T, d *nettest.Daemon, name, net string, ports network.PortMap) (*nettest.Namespace, network.EndpointSettings) {
 	t.Helper()
-	ns := d.Host.NewNamespace(name)
+	ns, ep := attachPublishing(t, d, name, net, ports)
 	echoServer(t, ns, ":80")
-	if _, err := d.API.CreateSandbox(ctxT(t), api.SandboxCreateRequest{Name: name, Key: ns.Path}); err != nil {
-		t.Fatalf("create sandbox %s: %v", name, err)
-	}
-	ep, err := d.API.ConnectSandbox(ctxT(t), name, api.SandboxConnectRequest{Network: net, PortBindings: ports})
-	if err != nil {
-		t.Fatalf("connect %s to %s: %v", name, net, err)
-	}
 	return ns, ep
 }
 

@@ -24,11 +24,17 @@ import (
 // attach makes a namespace, registers it as a sandbox and connects it.
 func attach(t *testing.T, d *nettest.Daemon, name, net string) (*nettest.Namespace, network.EndpointSettings) {
 	t.Helper()
+	return attachPublishing(t, d, name, net, nil)
+}
+
+// attachPublishing is attach with ports published.
+func attachPublishing(t *testing.T, d *nettest.Daemon, name, net string, ports network.PortMap) (*nettest.Namespace, network.EndpointSettings) {
+	t.Helper()
 	ns := d.Host.NewNamespace(name)
 	if _, err := d.API.CreateSandbox(ctxT(t), api.SandboxCreateRequest{Name: name, Key: ns.Path}); err != nil {
 		t.Fatalf("create sandbox %s: %v", name, err)
 	}
-	ep, err := d.API.ConnectSandbox(ctxT(t), name, api.SandboxConnectRequest{Network: net})
+	ep, err := d.API.ConnectSandbox(ctxT(t), name, api.SandboxConnectRequest{Network: net, PortBindings: ports})
 	if err != nil {
 		t.Fatalf("connect %s to %s: %v", name, net, err)
 	}

@@ -154,6 +154,20 @@ func (t *tracer) note(format string, args ...any) {
 	t.out.Notes = append(t.out.Notes, fmt.Sprintf(format, args...))
 }
 
+// sourceNetwork is the network under berth's firewall the traffic leaves
+// src by; without one (ok false) the trace ends undecided.
+func (t *tracer) sourceNetwork(src Endpoint) (_ Network, undecided Trace, ok bool) {
+	if src.Bridge == "" {
+		t.step("out of %s through network %s, which berth's firewall does not apply to", t.from.Name, src.Network)
+		return Network{}, t.decide(Undecided, nil, "the traffic does not pass berth's firewall on this host"), false
+	}
+	sn, ok := t.m.network(src.Bridge)
+	if !ok {
+		return Network{}, t.decide(Undecided, nil, "bridge %s of network %s is not in berth's firewall", src.Bridge, src.Network), false
+	}
+	return sn, Trace{}, true
+}
+
 func (t *tracer) decide(v Verdict, r *rule, format string, args ...any) Trace {
 	t.out.Verdict = v
 	if r != nil {
@@ -271,13 +285,9 @@ func (t *tracer) toPeer() Trace {
 	if src.Network == dep.Network {
 		return t.sameNetwork(src, dep)
 	}
-	if src.Bridge == "" {
-		t.step("out of %s through network %s, which berth's firewall does not apply to", t.from.Name, src.Network)
-		return t.decide(Undecided, nil, "the traffic does not pass berth's firewall on this host")
-	}
-	sn, ok := t.m.network(src.Bridge)
+	sn, undecided, ok := t.sourceNetwork(src)
 	if !ok {
-		return t.decide(Undecided, nil, "bridge %s of network %s is not in berth's firewall", src.Bridge, src.Network)
+		return undecided
 	}
 	to := dep.Bridge
 	if to == "" {
@@ -370,13 +380,9 @@ func (t *tracer) toHost() Trace {
 	}
 	t.out.Addr = addr
 	t.step("%s (%s on %s) to the host at %s%s", t.from.Name, addrOf(src, addr.Is6()), src.Network, addr, t.port())
-	if src.Bridge == "" {
-		t.step("out of %s through network %s, which berth's firewall does not apply to", t.from.Name, src.Network)
-		return t.decide(Undecided, nil, "the traffic does not pass berth's firewall on this host")
-	}
-	sn, ok := t.m.network(src.Bridge)
+	sn, undecided, ok := t.sourceNetwork(src)
 	if !ok {
-		return t.decide(Undecided, nil, "bridge %s of network %s is not in berth's firewall", src.Bridge, src.Network)
+		return undecided
 	}
 	b, r, ok := t.published(addr)
 	if !ok {

@@ -135,11 +135,7 @@ func allocateFrom(pools []*pool, want netip.Addr, opts map[string]string) (netip
 	if want.IsValid() {
 		for _, p := range pools {
 			if p.cfg.Subnet.Masked().Contains(want) {
-				reserve := p.alloc.Reserve
-				if pp, ok := p.alloc.(*pluginPool); ok {
-					reserve = func(a netip.Addr) error { return pp.reserve(a, opts) }
-				}
-				if err := reserve(want); err != nil {
+				if err := reserveIn(p.alloc, want, opts); err != nil {
 					return netip.Prefix{}, err
 				}
 				return netip.PrefixFrom(want, p.cfg.Subnet.Bits()), nil
@@ -149,17 +145,29 @@ func allocateFrom(pools []*pool, want netip.Addr, opts map[string]string) (netip
 	}
 	var last error
 	for _, p := range pools {
-		next := p.alloc.Next
-		if pp, ok := p.alloc.(*pluginPool); ok {
-			next = func() (netip.Addr, error) { return pp.next(opts) }
-		}
-		a, err := next()
+		a, err := nextIn(p.alloc, opts)
 		if err == nil {
 			return netip.PrefixFrom(a, p.cfg.Subnet.Bits()), nil
 		}
 		last = err
 	}
 	return netip.Prefix{}, last
+}
+
+// nextIn and reserveIn take an address of a pool; a plugin's pool is
+// asked with opts, Docker's options of RequestAddress.
+func nextIn(a allocator, opts map[string]string) (netip.Addr, error) {
+	if pp, ok := a.(*pluginPool); ok {
+		return pp.next(opts)
+	}
+	return a.Next()
+}
+
+func reserveIn(a allocator, addr netip.Addr, opts map[string]string) error {
+	if pp, ok := a.(*pluginPool); ok {
+		return pp.reserve(addr, opts)
+	}
+	return a.Reserve(addr)
 }
 
 // release returns ep's addresses to the pools. Called with nw.mu held.

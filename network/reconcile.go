@@ -360,10 +360,8 @@ func (c *Controller) rewire(sb *sbState, ep *epState) error {
 	if err != nil {
 		return err
 	}
-	if ep.nw.caps.OwnAddresses || (ep.nw.caps.DriverMAC && ep.rec.MAC == "" && info.MAC != nil) {
-		if err := c.recordFromDriver(ep, info); err != nil {
-			return err
-		}
+	if err := c.recordFromDriver(ep, info); err != nil {
+		return err
 	}
 	for _, r := range info.Routes {
 		if err := c.kernel.AddRoute(sb.ns, ep.rec.IfName, info.Index, r); err != nil {

@@ -485,11 +485,9 @@ func (c *Controller) join(sb *sbState, nw *netState, opts EndpointOptions) (_ *e
 		c.ports.releaseBindings(ep.rec.Ports)
 		c.forget(ep)
 	}
-	if nw.caps.OwnAddresses || (nw.caps.DriverMAC && ep.rec.MAC == "" && info.MAC != nil) {
-		if err := c.recordFromDriver(ep, info); err != nil {
-			undo()
-			return nil, fmt.Errorf("attach %s to %s: %w", sb.rec.Name, nw.rec.Name, err)
-		}
+	if err := c.recordFromDriver(ep, info); err != nil {
+		undo()
+		return nil, fmt.Errorf("attach %s to %s: %w", sb.rec.Name, nw.rec.Name, err)
 	}
 	for _, r := range info.Routes {
 		if err := c.kernel.AddRoute(sb.ns, ep.rec.IfName, info.Index, r); err != nil {
@@ -547,9 +545,13 @@ func driverEndpoint(rec *Endpoint) *driver.Endpoint {
 
 // recordFromDriver keeps what the driver gave an endpoint, in memory and
 // in the store: the addresses and MAC of a driver with OwnAddresses, or
-// the MAC a driver with DriverMAC chose. Called with the sandbox's lock
-// held.
+// the MAC a driver with DriverMAC chose; for other drivers, or a MAC
+// already recorded, nothing. Called with the sandbox's lock held.
 func (c *Controller) recordFromDriver(ep *epState, info driver.JoinInfo) error {
+	caps := ep.nw.caps
+	if !caps.OwnAddresses && !(caps.DriverMAC && ep.rec.MAC == "" && info.MAC != nil) {
+		return nil
+	}
 	rec := ep.rec
 	if ep.nw.caps.OwnAddresses {
 		rec.IPv4, rec.IPv6 = info.IPv4, info.IPv6
@@ -638,14 +640,16 @@ func (c *Controller) leave(sb *sbState, ep *epState, nsGoing, keepStatic bool, p
 	ep.nw.unregister(ep, keep)
 	if len(ep.rec.Ports) > 0 {
 		c.ports.releaseBindings(ep.rec.Ports)
-		// A flow (UDP above all) must not stick to the address once its
-		// container is gone: berth's translation's flows are forgotten.
-		// Where a plugin translates (portmap, a remote driver's
-		// ProgramExternalConnectivity), the plugin forgets its own, and
-		// the search through the kernel's whole connection table (2.5 ms
-		// a leave) is spared.
+	}
+	// A flow (UDP above all) must not stick to the address once its
+	// container is gone: berth's translation's flows are forgotten. Where
+	// a plugin translates (portmap, a remote driver's
+	// ProgramExternalConnectivity), the plugin forgets its own, and the
+	// search through the kernel's whole connection table (2.5 ms a leave)
+	// is spared.
+	if len(ep.rec.Ports) > 0 && ep.nw.info.Firewall != nil {
 		for _, a := range []netip.Prefix{ep.rec.IPv4, ep.rec.IPv6} {
-			if a.IsValid() && ep.nw.info.Firewall != nil {
+			if a.IsValid() {
 				if err := c.kernel.ForgetConnections(a.Addr()); err != nil {
 					c.log.Warn("forget tracked connections", "endpoint", ep.rec.ID, "err", err)
 				}

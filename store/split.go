@@ -67,16 +67,18 @@ func OpenSplit(durablePath, runtimePath string, lockTimeout time.Duration, runti
 // kept them before, unless the runtime file has them already (then the
 // durable copies are older and dropped).
 func (s *Split) migrate() error {
-	return s.durable.Update(func(dtx *bolt.Tx) error {
-		var found []string
+	var found []string
+	if err := s.durable.View(func(dtx *bolt.Tx) error {
 		for name := range s.runtimeBuckets {
 			if dtx.Bucket([]byte(name)) != nil {
 				found = append(found, name)
 			}
 		}
-		if len(found) == 0 {
-			return nil
-		}
+		return nil
+	}); err != nil || len(found) == 0 {
+		return err
+	}
+	return s.durable.Update(func(dtx *bolt.Tx) error {
 		if err := s.runtime.Update(func(rtx *bolt.Tx) error {
 			for _, name := range found {
 				if rtx.Bucket([]byte(name)) != nil {
